@@ -1,0 +1,86 @@
+import { randomBytes } from 'node:crypto';
+
+/** Settings read once at start-up from the environment. */
+export interface KeywardConfig {
+  nodeEnv: string;
+  production: boolean;
+  databaseUrl: string;
+  redisUrl: string;
+  port: number;
+  /** Absent only outside production, until `ensureBootstrapToken` makes one. */
+  bootstrapToken: string | undefined;
+  logLevel: string;
+  /** Prefix for every Redis key and channel, so several deployments (or test files) can share a server. */
+  redisPrefix: string;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`Invalid configuration: ${variable} ${message}`);
+  }
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** Reads and checks the environment; throws ConfigError naming the first bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): KeywardConfig {
+  const nodeEnv = env.NODE_ENV ?? 'development';
+  const production = nodeEnv === 'production';
+
+  const databaseUrl = env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/keyward';
+  checkUrl('DATABASE_URL', databaseUrl, ['postgres:', 'postgresql:']);
+  const redisUrl = env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  checkUrl('REDIS_URL', redisUrl, ['redis:', 'rediss:']);
+
+  const portText = env.PORT ?? '3000';
+  const port = Number(portText);
+  if (!/^\d+$/.test(portText) || port > 65535) {
+    throw new ConfigError('PORT', `must be a whole number from 0 to 65535, got "${portText}"`);
+  }
+
+  const bootstrapToken = env.KEYWARD_BOOTSTRAP_TOKEN || undefined;
+  if (bootstrapToken !== undefined && bootstrapToken.length < 32) {
+    throw new ConfigError('KEYWARD_BOOTSTRAP_TOKEN', 'must be at least 32 characters long');
+  }
+  if (production && bootstrapToken === undefined) {
+    throw new ConfigError('KEYWARD_BOOTSTRAP_TOKEN', 'is required when NODE_ENV=production');
+  }
+
+  const logLevel = env.LOG_LEVEL ?? 'info';
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
+  }
+
+  const redisPrefix = env.KEYWARD_REDIS_PREFIX ?? 'kw';
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(redisPrefix)) {
+    throw new ConfigError('KEYWARD_REDIS_PREFIX', 'must be 1 to 64 of [A-Za-z0-9_-] (BullMQ forbids ":")');
+  }
+
+  return { nodeEnv, production, databaseUrl, redisUrl, port, bootstrapToken, logLevel, redisPrefix };
+}
+
+/**
+ * Outside production a missing bootstrap token is made here, like a dev server's root token.
+ * Returns the token that was made (for the caller to print once), or undefined.
+ */
+export function ensureBootstrapToken(config: KeywardConfig): string | undefined {
+  if (config.bootstrapToken !== undefined) return undefined;
+  if (config.production) throw new ConfigError('KEYWARD_BOOTSTRAP_TOKEN', 'is required when NODE_ENV=production');
+  config.bootstrapToken = `kwb_${randomBytes(32).toString('base64url')}`;
+  return config.bootstrapToken;
+}
+
+function checkUrl(variable: string, value: string, protocols: string[]): void {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(variable, 'is not a valid URL');
+  }
+  if (!protocols.includes(url.protocol)) {
+    throw new ConfigError(variable, `must use ${protocols.join(' or ')}, got "${url.protocol}"`);
+  }
+}

@@ -1,0 +1,113 @@
+import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
+
+/**
+ * Typed tables for Kysely. int8 and xid8 come back from pg as strings (we never let pg guess
+ * a JavaScript number for them); code that needs arithmetic parses them with BigInt.
+ */
+type Int8 = ColumnType<string, string | number | bigint, string | number | bigint>;
+type Timestamp = ColumnType<Date, Date | string, Date | string>;
+type Json<T> = ColumnType<T, string, string>;
+
+export interface EventsTable {
+  position: ColumnType<string, never, never>;
+  transaction_id: ColumnType<string, never, never>;
+  tenant_id: string;
+  stream_id: string;
+  stream_type: string;
+  stream_version: Int8;
+  event_id: string;
+  type: string;
+  schema_version: number;
+  data: Json<unknown>;
+  metadata: Json<unknown>;
+  occurred_at: Timestamp;
+  chain_seq: Int8;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface StreamsTable {
+  stream_id: string;
+  tenant_id: string;
+  stream_type: string;
+  version: Int8;
+}
+
+export interface ChainHeadsTable {
+  tenant_id: string;
+  seq: Int8;
+  hash: string;
+}
+
+export interface ProjectionCheckpointsTable {
+  name: string;
+  transaction_id: ColumnType<string, string, string>;
+  position: Int8;
+  updated_at: Timestamp;
+}
+
+export interface TenantsTable {
+  id: string;
+  name: string;
+  created_at: Timestamp;
+  version: number;
+}
+
+export interface OperatorsTable {
+  id: string;
+  tenant_id: string;
+  name: string;
+  role: string;
+  token_hash: string;
+  token_prefix: string;
+  status: string;
+  created_at: Timestamp;
+  deleted_at: Timestamp | null;
+  version: number;
+}
+
+export interface RotationPolicy {
+  maxKeyAgeDays: number;
+  notifyBeforeDays: number;
+  autoRotate: boolean;
+}
+
+export interface ServiceAccountsTable {
+  id: string;
+  tenant_id: string;
+  name: string;
+  environment: string;
+  description: string | null;
+  intended_scope: string | null;
+  business_owner: string;
+  technical_owner: string;
+  allowed_scopes: string[];
+  boundaries: string[];
+  allowed_cidrs: string[];
+  abuse_detection: boolean;
+  rotation_policy: Json<RotationPolicy | null>;
+  secret_delivery_url: string | null;
+  status: string;
+  active_key_count: Generated<number>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  first_seen_at: Timestamp | null;
+  last_seen_at: Timestamp | null;
+  version: number;
+}
+
+export interface Database {
+  events: EventsTable;
+  streams: StreamsTable;
+  chain_heads: ChainHeadsTable;
+  projection_checkpoints: ProjectionCheckpointsTable;
+  tenants: TenantsTable;
+  operators: OperatorsTable;
+  service_accounts: ServiceAccountsTable;
+}
+
+export type EventRow = Selectable<EventsTable>;
+export type ServiceAccountRow = Selectable<ServiceAccountsTable>;
+export type NewServiceAccountRow = Insertable<ServiceAccountsTable>;
+export type OperatorRow = Selectable<OperatorsTable>;
+export type TenantRow = Selectable<TenantsTable>;

@@ -1,0 +1,214 @@
+import { randomUUID } from 'node:crypto';
+import { sql, type Transaction } from 'kysely';
+import type { Clock } from '@keyward/core';
+import type { Insertable } from 'kysely';
+import type { Database, Db, EventRow, EventsTable } from '@keyward/db';
+import { StreamVersionConflict } from './errors';
+import { GENESIS_HASH, eventHash } from './hash-chain';
+import type {
+  EventMetadata,
+  FeedCheckpoint,
+  InlineProjection,
+  PendingEvent,
+  RecordedEvent,
+  StreamAppend,
+} from './types';
+
+/**
+ * The only source of truth. `append` writes events to one or more streams and runs the inline
+ * projections, all in one transaction; readers get a stream, or the global feed in commit order.
+ */
+export class EventStore {
+  constructor(
+    private readonly db: Db,
+    private readonly projections: readonly InlineProjection[],
+    private readonly clock: Clock,
+  ) {}
+
+  /**
+   * Appends to every stream in `appends` atomically, each checked against its expected version.
+   * On a version mismatch throws StreamVersionConflict and appends nothing.
+   */
+  async append(appends: readonly StreamAppend[], metadata: EventMetadata): Promise<RecordedEvent[]> {
+    const nonEmpty = appends.filter((a) => a.events.length > 0);
+    if (nonEmpty.length === 0) return [];
+    return this.db.transaction().execute((trx) => this.appendIn(trx, nonEmpty, metadata));
+  }
+
+  private async appendIn(
+    trx: Transaction<Database>,
+    appends: readonly StreamAppend[],
+    metadata: EventMetadata,
+  ): Promise<RecordedEvent[]> {
+    const occurredAt = this.clock.now();
+    const pending: PendingEvent[] = [];
+    // A fixed order of row locks across transactions keeps two multi-stream appends from deadlocking.
+    const ordered = [...appends].sort((a, b) => (a.streamId < b.streamId ? -1 : a.streamId > b.streamId ? 1 : 0));
+    for (const append of ordered) {
+      const from = await this.claimVersions(trx, append);
+      append.events.forEach((event, i) =>
+        pending.push({
+          eventId: randomUUID(),
+          tenantId: append.tenantId,
+          streamId: append.streamId,
+          streamType: append.streamType,
+          streamVersion: from + i + 1,
+          type: event.type,
+          schemaVersion: event.schemaVersion ?? 1,
+          data: event.data,
+          metadata,
+          occurredAt,
+        }),
+      );
+    }
+    // Keep the caller's order of events across streams (the order the decision produced them).
+    const order = new Map(appends.map((a, i) => [a.streamId, i]));
+    pending.sort((a, b) => order.get(a.streamId)! - order.get(b.streamId)! || a.streamVersion - b.streamVersion);
+
+    for (const projection of this.projections) await projection.apply(trx, pending);
+
+    // Last, so the per-tenant chain head is locked as briefly as possible.
+    return this.insertChained(trx, pending);
+  }
+
+  /** Moves the stream row from the expected version to the new one; returns the version it was at. */
+  private async claimVersions(trx: Transaction<Database>, append: StreamAppend): Promise<number> {
+    const count = append.events.length;
+    if (append.expectedVersion === 'any') {
+      const row = await trx
+        .insertInto('streams')
+        .values({ stream_id: append.streamId, tenant_id: append.tenantId, stream_type: append.streamType, version: count })
+        .onConflict((oc) => oc.column('stream_id').doUpdateSet({ version: sql`streams.version + ${count}` }))
+        .returning('version')
+        .executeTakeFirstOrThrow();
+      return Number(row.version) - count;
+    }
+    const expected = append.expectedVersion;
+    const claimed =
+      expected === 0
+        ? await trx
+            .insertInto('streams')
+            .values({ stream_id: append.streamId, tenant_id: append.tenantId, stream_type: append.streamType, version: count })
+            .onConflict((oc) => oc.column('stream_id').doNothing())
+            .returning('version')
+            .executeTakeFirst()
+        : await trx
+            .updateTable('streams')
+            .set({ version: expected + count })
+            .where('stream_id', '=', append.streamId)
+            .where('version', '=', String(expected))
+            .returning('version')
+            .executeTakeFirst();
+    if (!claimed) {
+      const actual = await this.streamVersion(append.streamId, trx);
+      throw new StreamVersionConflict(append.streamId, expected, actual);
+    }
+    return expected;
+  }
+
+  private async insertChained(trx: Transaction<Database>, pending: PendingEvent[]): Promise<RecordedEvent[]> {
+    const tenants = [...new Set(pending.map((e) => e.tenantId))].sort();
+    const rows: Insertable<EventsTable>[] = [];
+    const linked: Omit<RecordedEvent, 'position' | 'transactionId'>[] = [];
+    for (const tenantId of tenants) {
+      // The tenant's chain head row is the one lock appends of one tenant share; other tenants'
+      // appends never wait on it.
+      await trx.insertInto('chain_heads').values({ tenant_id: tenantId, seq: 0, hash: GENESIS_HASH })
+        .onConflict((oc) => oc.column('tenant_id').doNothing()).execute();
+      const head = await trx.selectFrom('chain_heads').select(['seq', 'hash'])
+        .where('tenant_id', '=', tenantId).forUpdate().executeTakeFirstOrThrow();
+      let seq = BigInt(head.seq);
+      let prevHash = head.hash;
+      for (const event of pending.filter((e) => e.tenantId === tenantId)) {
+        seq += 1n;
+        const hash = eventHash(event, seq, prevHash);
+        linked.push({ ...event, chainSeq: seq, prevHash, hash });
+        rows.push({
+          tenant_id: event.tenantId,
+          stream_id: event.streamId,
+          stream_type: event.streamType,
+          stream_version: event.streamVersion,
+          event_id: event.eventId,
+          type: event.type,
+          schema_version: event.schemaVersion,
+          data: JSON.stringify(event.data),
+          metadata: JSON.stringify(event.metadata),
+          occurred_at: event.occurredAt,
+          chain_seq: seq.toString(),
+          prev_hash: prevHash,
+          hash,
+        });
+        prevHash = hash;
+      }
+      await trx.updateTable('chain_heads').set({ seq: seq.toString(), hash: prevHash })
+        .where('tenant_id', '=', tenantId).execute();
+    }
+    const inserted = await trx.insertInto('events').values(rows)
+      .returning(['event_id', 'position', 'transaction_id']).execute();
+    const byId = new Map(inserted.map((r) => [r.event_id, r]));
+    return linked.map((event) => {
+      const row = byId.get(event.eventId)!;
+      return { ...event, position: BigInt(row.position), transactionId: BigInt(row.transaction_id) };
+    });
+  }
+
+  /** The stream's current version; 0 when it does not exist. */
+  async streamVersion(streamId: string, executor: Db | Transaction<Database> = this.db): Promise<number> {
+    const row = await executor.selectFrom('streams').select('version').where('stream_id', '=', streamId).executeTakeFirst();
+    return row ? Number(row.version) : 0;
+  }
+
+  /** A stream's events, oldest first, optionally only those up to a time (as-of replay). */
+  async readStream(streamId: string, options: { until?: Date } = {}): Promise<RecordedEvent[]> {
+    let query = this.db.selectFrom('events').selectAll().where('stream_id', '=', streamId);
+    if (options.until) query = query.where('occurred_at', '<=', options.until);
+    const rows = await query.orderBy('stream_version').execute();
+    return rows.map(toRecordedEvent);
+  }
+
+  /**
+   * The next events of the global feed after `after`, in commit order. Only transactions older
+   * than every one still running are returned, so a later reader never finds an event appearing
+   * behind its checkpoint.
+   */
+  async readFeed(after: FeedCheckpoint, options: { limit?: number; tenantId?: string } = {}): Promise<RecordedEvent[]> {
+    let query = this.db
+      .selectFrom('events')
+      .selectAll()
+      .where(
+        sql<boolean>`(transaction_id, position) > (${after.transactionId.toString()}::xid8, ${after.position.toString()}::bigint)`,
+      )
+      .where(sql<boolean>`transaction_id < pg_snapshot_xmin(pg_current_snapshot())`);
+    if (options.tenantId !== undefined) query = query.where('tenant_id', '=', options.tenantId);
+    const rows = await query
+      .orderBy('transaction_id')
+      .orderBy('position')
+      .limit(options.limit ?? 500)
+      .execute();
+    return rows.map(toRecordedEvent);
+  }
+}
+
+export function toRecordedEvent(row: EventRow): RecordedEvent {
+  return {
+    position: BigInt(row.position),
+    transactionId: BigInt(row.transaction_id),
+    eventId: row.event_id,
+    tenantId: row.tenant_id,
+    streamId: row.stream_id,
+    streamType: row.stream_type,
+    streamVersion: Number(row.stream_version),
+    type: row.type,
+    schemaVersion: row.schema_version,
+    data: row.data,
+    metadata: row.metadata as EventMetadata,
+    occurredAt: row.occurred_at,
+    chainSeq: BigInt(row.chain_seq),
+    prevHash: row.prev_hash,
+    hash: row.hash,
+  };
+}
+
+export function checkpointOf(event: RecordedEvent): FeedCheckpoint {
+  return { transactionId: event.transactionId, position: event.position };
+}
