@@ -84,3 +84,6 @@ function checkUrl(variable: string, value: string, protocols: string[]): void {
     throw new ConfigError(variable, `must use ${protocols.join(' or ')}, got "${url.protocol}"`);
   }
 }
+
+/** Injection token for the KeywardConfig in Nest modules. */
+export const CONFIG = Symbol('CONFIG');

@@ -28,3 +28,6 @@ export function createDb(databaseUrl: string, options: DbOptions = {}): Db {
   pool.on('error', () => undefined);
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
+
+/** Injection token for the Kysely instance in Nest modules. */
+export const DB = Symbol('DB');

@@ -1,0 +1,43 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import { APP_FILTER, APP_GUARD } from '@nestjs/core';
+import { CqrsModule } from '@nestjs/cqrs';
+import { TerminusModule } from '@nestjs/terminus';
+import { LoggerModule } from 'nestjs-pino';
+import { AccountsModule } from '@keyward/accounts';
+import { PlatformModule, type PlatformOptions } from '@keyward/platform';
+import { TenantsModule } from '@keyward/tenants';
+import { ServiceAccountsController } from './accounts/service-accounts.controller';
+import { AuthGuard } from './auth/auth.guard';
+import { ProblemFilter } from './http/problem.filter';
+import { HealthController } from './observability/health.controller';
+import { loggerParams } from './observability/logging';
+import { Metrics, MetricsController } from './observability/metrics';
+import { TenantsController } from './tenants/tenants.controller';
+
+export interface ApiOptions extends Omit<PlatformOptions, 'applicationName'> {
+  /** Where JSON log lines go; stdout when absent. Tests pass a stream to search the logs. */
+  logStream?: NodeJS.WritableStream;
+}
+
+@Module({})
+export class AppModule {
+  static forRoot(options: ApiOptions): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        LoggerModule.forRoot(loggerParams(options.config.logLevel, options.logStream)),
+        PlatformModule.forRoot({ ...options, applicationName: 'keyward-api' }),
+        CqrsModule.forRoot(),
+        TerminusModule.forRoot({ logger: false }),
+        TenantsModule,
+        AccountsModule,
+      ],
+      controllers: [HealthController, MetricsController, TenantsController, ServiceAccountsController],
+      providers: [
+        Metrics,
+        { provide: APP_GUARD, useClass: AuthGuard },
+        { provide: APP_FILTER, useClass: ProblemFilter },
+      ],
+    };
+  }
+}

@@ -1,0 +1,43 @@
+import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
+import { problem, sendProblem } from './problem';
+
+/** API.md: a body over 64 KiB answers 413. */
+export const MAX_BODY_BYTES = 64 * 1024;
+
+function hasBody(req: express.Request): boolean {
+  const length = req.headers['content-length'];
+  return (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
+}
+
+/** A request that carries a body must say it is JSON (`application/json` or `+json`): else 415. */
+export const requireJsonBody: RequestHandler = (req, res, next) => {
+  if (hasBody(req) && !req.is(['application/json', 'application/*+json'])) {
+    sendProblem(
+      res,
+      problem(415, 'UNSUPPORTED_MEDIA_TYPE', `request bodies must be application/json, not ${req.headers['content-type'] ?? 'untyped'}`),
+    );
+    return;
+  }
+  next();
+};
+
+export const parseJsonBody = express.json({ limit: MAX_BODY_BYTES, type: ['application/json', 'application/*+json'], strict: true });
+
+/** body-parser's own errors (too large, not JSON, bad charset) as problem JSON instead of HTML. */
+export const bodyParserErrors: ErrorRequestHandler = (error, _req, res, next) => {
+  const e = error as { type?: string; status?: number };
+  switch (e.type) {
+    case 'entity.too.large':
+      return sendProblem(res, problem(413, 'PAYLOAD_TOO_LARGE', `the body is over ${MAX_BODY_BYTES} bytes`));
+    case 'entity.parse.failed':
+      return sendProblem(res, problem(400, 'VALIDATION_FAILED', 'the body is not valid JSON'));
+    case 'charset.unsupported':
+    case 'encoding.unsupported':
+      return sendProblem(res, problem(415, 'UNSUPPORTED_MEDIA_TYPE', 'the body must be UTF-8 JSON'));
+    case 'request.aborted':
+    case 'request.size.invalid':
+      return sendProblem(res, problem(400, 'VALIDATION_FAILED', 'the body was cut short'));
+    default:
+      return next(error);
+  }
+};

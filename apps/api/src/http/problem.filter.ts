@@ -1,0 +1,67 @@
+import { Catch, HttpException, Logger, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
+import type { Response } from 'express';
+import { Conflict, DomainError, PolicyViolation, ValidationFailed, isUnavailableError } from '@keyward/core';
+import { problem, sendProblem, type Problem } from './problem';
+
+const STATUS: Record<string, number> = {
+  VALIDATION_FAILED: 400,
+  UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  CONFLICT: 409,
+  POLICY_VIOLATION: 422,
+  UNAVAILABLE: 503,
+};
+
+const HTTP_CODES: Record<number, string> = {
+  400: 'VALIDATION_FAILED',
+  401: 'UNAUTHENTICATED',
+  403: 'FORBIDDEN',
+  404: 'NOT_FOUND',
+  405: 'METHOD_NOT_ALLOWED',
+  409: 'CONFLICT',
+  413: 'PAYLOAD_TOO_LARGE',
+  415: 'UNSUPPORTED_MEDIA_TYPE',
+  422: 'POLICY_VIOLATION',
+  429: 'RATE_LIMITED',
+  503: 'UNAVAILABLE',
+};
+
+/** Turns any error into problem JSON. Unknown errors are logged and answer a bare 500: no stack, no message. */
+export function toProblem(error: unknown): Problem {
+  if (error instanceof DomainError) {
+    const extra: Partial<Problem> = {};
+    if (error instanceof ValidationFailed && error.errors.length) extra.errors = error.errors;
+    if (error instanceof Conflict && error.versions) Object.assign(extra, error.versions);
+    if (error instanceof PolicyViolation) extra.errors = [{ field: error.rule, message: error.message }];
+    return problem(STATUS[error.code] ?? 500, error.code, error.message, extra);
+  }
+  if (error instanceof HttpException) {
+    const status = error.getStatus();
+    const code = HTTP_CODES[status] ?? (status >= 500 ? 'INTERNAL' : 'VALIDATION_FAILED');
+    const body = error.getResponse();
+    const detail = typeof body === 'string' ? body : status === 404 ? 'no such route' : error.message;
+    return problem(status, code, detail);
+  }
+  if (isUnavailableError(error)) {
+    return problem(503, 'UNAVAILABLE', 'a dependency of Keyward is unavailable; nothing was changed');
+  }
+  return problem(500, 'INTERNAL', 'an unexpected error occurred; it has been logged');
+}
+
+@Catch()
+export class ProblemFilter implements ExceptionFilter {
+  private readonly logger = new Logger('ProblemFilter');
+
+  catch(error: unknown, host: ArgumentsHost): void {
+    const res = host.switchToHttp().getResponse<Response>();
+    const body = toProblem(error);
+    if (body.status >= 500) {
+      // The stack goes to the log, never to the caller.
+      this.logger.error({ err: error, status: body.status }, 'request failed');
+    }
+    if (res.headersSent) return;
+    if (body.status === 503) res.setHeader('Retry-After', '5');
+    sendProblem(res, body);
+  }
+}

@@ -1,0 +1,21 @@
+import { ValidateBy, type ValidationOptions } from 'class-validator';
+import { cidrError } from '@keyward/accounts';
+
+/** An IPv4 or IPv6 CIDR, by the same rule the aggregate applies. */
+export function IsCidr(options?: ValidationOptions): PropertyDecorator {
+  return ValidateBy(
+    {
+      name: 'isCidr',
+      validator: {
+        validate: (value: unknown) => typeof value === 'string' && cidrError(value) === null,
+        defaultMessage: () => '$property must hold IPv4 or IPv6 CIDRs such as 10.20.0.0/16',
+      },
+    },
+    options,
+  );
+}
+
+/** A field that may be named in no request, with the reason why. */
+export function Never(reason: string): PropertyDecorator {
+  return ValidateBy({ name: 'never', validator: { validate: () => false, defaultMessage: () => reason } });
+}

@@ -1,0 +1,19 @@
+import type { Response } from 'express';
+import { ValidationFailed } from '@keyward/core';
+
+/**
+ * `If-Match: "<version>"` (weak or bare forms accepted, `*` matches any): the version the caller
+ * based its change on. Undefined when absent.
+ */
+export function expectedVersionFrom(header: string | undefined): number | undefined {
+  if (header === undefined || header.trim() === '*') return undefined;
+  const match = /^\s*(?:W\/)?"?(\d{1,9})"?\s*$/.exec(header);
+  if (!match) {
+    throw new ValidationFailed('If-Match is not a version', [{ field: 'If-Match', message: 'must be a version such as "3"' }]);
+  }
+  return Number(match[1]);
+}
+
+export function setVersion(res: Response, version: number): void {
+  res.setHeader('ETag', `"${version}"`);
+}

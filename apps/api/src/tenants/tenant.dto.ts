@@ -1,0 +1,56 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import { IsIn, IsInt, IsOptional, IsString, Length, Matches, Max, MaxLength, Min } from 'class-validator';
+import { ROLES, type Role } from '@keyward/auth';
+import { TENANT_ID } from '@keyward/tenants';
+
+export class CreateTenantDto {
+  @ApiProperty({ example: 'acme', pattern: TENANT_ID.source })
+  @IsString()
+  @Matches(TENANT_ID, { message: 'id must be 3 to 40 of [a-z0-9-], starting with a letter or digit' })
+  id!: string;
+
+  @ApiProperty({ example: 'Acme Corp' })
+  @IsString()
+  @Length(1, 100)
+  name!: string;
+}
+
+export class CreateOperatorDto {
+  @ApiPropertyOptional({ description: "required with the bootstrap token; otherwise the caller's own tenant" })
+  @IsOptional()
+  @IsString()
+  @Matches(TENANT_ID, { message: 'tenantId is not a tenant id' })
+  tenantId?: string;
+
+  @ApiProperty({ example: 'alice@acme.example' })
+  @IsString()
+  @Length(1, 100)
+  name!: string;
+
+  @ApiProperty({ enum: ROLES })
+  @IsIn(ROLES)
+  role!: Role;
+}
+
+export class ListOperatorsQuery {
+  @ApiPropertyOptional({ description: 'bootstrap token only: one tenant' })
+  @IsOptional()
+  @IsString()
+  @Matches(TENANT_ID)
+  tenantId?: string;
+
+  @ApiPropertyOptional({ minimum: 1, maximum: 200, default: 50 })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(200)
+  limit?: number;
+
+  @ApiPropertyOptional()
+  @IsOptional()
+  @IsString()
+  @MaxLength(512)
+  cursor?: string;
+}

@@ -1,0 +1,136 @@
+import { Inject } from '@nestjs/common';
+import { CommandHandler, type ICommandHandler } from '@nestjs/cqrs';
+import { Conflict, ID_PREFIX, newId } from '@keyward/core';
+import { tenantOf } from '@keyward/auth';
+import { routeGrant } from './grant-gate';
+import {
+  assertVersion,
+  decideCreate,
+  decideDelete,
+  decideDisable,
+  decideEnable,
+  decideGrantScopes,
+  decideRevokeScope,
+  decideUpdate,
+  type ServiceAccount,
+} from './service-account';
+import {
+  ChangeServiceAccountStatus,
+  CreateServiceAccount,
+  GrantScopes,
+  RevokeScope,
+  UpdateServiceAccount,
+} from './service-account.commands';
+import type { ServiceAccountEvent } from './service-account.events';
+import { ServiceAccountReader } from './service-account.reader';
+import { ServiceAccountRepository } from './service-account.repository';
+
+/** Each handler: load the account, check If-Match, decide, append. Every one answers the account's id. */
+
+@CommandHandler(CreateServiceAccount)
+export class CreateServiceAccountHandler implements ICommandHandler<CreateServiceAccount, string> {
+  constructor(
+    @Inject(ServiceAccountRepository) private readonly repository: ServiceAccountRepository,
+    @Inject(ServiceAccountReader) private readonly reader: ServiceAccountReader,
+  ) {}
+
+  async execute({ ctx, input }: CreateServiceAccount): Promise<string> {
+    const tenantId = tenantOf(ctx.caller);
+    const id = newId(ID_PREFIX.serviceAccount);
+    const grant = routeGrant({ tenantId, environment: input.environment }, input.allowedScopes ?? []);
+    const events = decideCreate({
+      id,
+      tenantId,
+      name: input.name,
+      environment: input.environment,
+      description: input.description ?? null,
+      intendedScope: input.intendedScope ?? null,
+      businessOwner: input.businessOwner,
+      technicalOwner: input.technicalOwner,
+      allowedScopes: grant.apply,
+      boundaries: input.boundaries ?? [],
+      allowedCidrs: input.allowedCidrs ?? [],
+      abuseDetection: input.abuseDetection ?? true,
+      rotationPolicy: input.rotationPolicy ?? null,
+      secretDelivery: input.secretDelivery ?? null,
+    });
+    if (await this.reader.nameTaken(tenantId, input.environment, input.name)) {
+      throw new Conflict(`a service account named ${input.name} exists already in ${input.environment}`);
+    }
+    await this.repository.append(ctx, id, 0, events, input.reason);
+    return id;
+  }
+}
+
+@CommandHandler(UpdateServiceAccount)
+export class UpdateServiceAccountHandler implements ICommandHandler<UpdateServiceAccount, string> {
+  constructor(
+    @Inject(ServiceAccountRepository) private readonly repository: ServiceAccountRepository,
+    @Inject(ServiceAccountReader) private readonly reader: ServiceAccountReader,
+  ) {}
+
+  async execute({ ctx, id, changes, reason, expectedVersion }: UpdateServiceAccount): Promise<string> {
+    const state = await this.repository.load(ctx, id);
+    assertVersion(state, expectedVersion);
+    const events = decideUpdate(state, changes);
+    const renamed = events.find((e) => e.type === 'ServiceAccountUpdated')?.data.changes.name;
+    if (renamed && (await this.reader.nameTaken(state.tenantId, state.environment, renamed, state.id))) {
+      throw new Conflict(`a service account named ${renamed} exists already in ${state.environment}`);
+    }
+    await this.repository.append(ctx, id, state.version, events, reason);
+    return id;
+  }
+}
+
+const LIFECYCLE: Record<ChangeServiceAccountStatus['action'], (state: ServiceAccount) => ServiceAccountEvent[]> = {
+  disable: decideDisable,
+  enable: decideEnable,
+  // Keys do not exist yet; when they do, deleting revokes every live key in this same append.
+  delete: decideDelete,
+};
+
+@CommandHandler(ChangeServiceAccountStatus)
+export class ChangeServiceAccountStatusHandler implements ICommandHandler<ChangeServiceAccountStatus, string> {
+  constructor(@Inject(ServiceAccountRepository) private readonly repository: ServiceAccountRepository) {}
+
+  async execute({ ctx, id, action, reason, expectedVersion }: ChangeServiceAccountStatus): Promise<string> {
+    const state = await this.repository.load(ctx, id);
+    assertVersion(state, expectedVersion);
+    await this.repository.append(ctx, id, state.version, LIFECYCLE[action](state), reason);
+    return id;
+  }
+}
+
+@CommandHandler(GrantScopes)
+export class GrantScopesHandler implements ICommandHandler<GrantScopes, string> {
+  constructor(@Inject(ServiceAccountRepository) private readonly repository: ServiceAccountRepository) {}
+
+  async execute({ ctx, id, scopes, reason, expectedVersion }: GrantScopes): Promise<string> {
+    const state = await this.repository.load(ctx, id);
+    assertVersion(state, expectedVersion);
+    const grant = routeGrant(state, scopes);
+    await this.repository.append(ctx, id, state.version, decideGrantScopes(state, grant.apply), reason);
+    return id;
+  }
+}
+
+@CommandHandler(RevokeScope)
+export class RevokeScopeHandler implements ICommandHandler<RevokeScope, string> {
+  constructor(@Inject(ServiceAccountRepository) private readonly repository: ServiceAccountRepository) {}
+
+  async execute({ ctx, id, scope, reason, expectedVersion }: RevokeScope): Promise<string> {
+    const state = await this.repository.load(ctx, id);
+    assertVersion(state, expectedVersion);
+    // Keys do not exist yet; when they do, the scope leaves every key that carries it in this same append.
+    await this.repository.append(ctx, id, state.version, decideRevokeScope(state, scope), reason);
+    return id;
+  }
+}
+
+export const serviceAccountHandlers = [
+  CreateServiceAccountHandler,
+  UpdateServiceAccountHandler,
+  ChangeServiceAccountStatusHandler,
+  GrantScopesHandler,
+  RevokeScopeHandler,
+];

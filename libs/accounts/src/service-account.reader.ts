@@ -1,0 +1,72 @@
+import { sql } from 'kysely';
+import { decodeCursor, isId, ID_PREFIX, toPage, type Page } from '@keyward/core';
+import type { Db, ServiceAccountRow } from '@keyward/db';
+
+export interface ServiceAccountFilter {
+  environment?: string;
+  status?: string;
+  /** Matches either owner exactly. */
+  owner?: string;
+  /** Case-insensitive substring of name, description or intended scope. */
+  q?: string;
+  limit: number;
+  cursor?: string;
+}
+
+export type ServiceAccountView = ServiceAccountRow & { createdAt: Date };
+
+/** Queries over the `service_accounts` read model; every one is bound to a tenant. */
+export class ServiceAccountReader {
+  constructor(private readonly db: Db) {}
+
+  /** The account in this tenant, or undefined: another tenant's account is as absent as a missing one. */
+  async get(tenantId: string, id: string): Promise<ServiceAccountRow | undefined> {
+    if (!isId(id, ID_PREFIX.serviceAccount)) return undefined;
+    return this.db
+      .selectFrom('service_accounts')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', id)
+      .executeTakeFirst();
+  }
+
+  /** Another live account of this tenant and environment already using `name`. */
+  async nameTaken(tenantId: string, environment: string, name: string, exceptId?: string): Promise<boolean> {
+    let query = this.db
+      .selectFrom('service_accounts')
+      .select('id')
+      .where('tenant_id', '=', tenantId)
+      .where('environment', '=', environment)
+      .where('name', '=', name)
+      .where('status', '<>', 'deleted');
+    if (exceptId) query = query.where('id', '<>', exceptId);
+    return (await query.executeTakeFirst()) !== undefined;
+  }
+
+  async list(tenantId: string, filter: ServiceAccountFilter): Promise<Page<ServiceAccountRow>> {
+    let query = this.db.selectFrom('service_accounts').selectAll().where('tenant_id', '=', tenantId);
+    // Deleted accounts are history: listed only when asked for by status.
+    query = filter.status ? query.where('status', '=', filter.status) : query.where('status', '<>', 'deleted');
+    if (filter.environment) query = query.where('environment', '=', filter.environment);
+    if (filter.owner) {
+      const owner = filter.owner;
+      query = query.where((eb) => eb.or([eb('business_owner', '=', owner), eb('technical_owner', '=', owner)]));
+    }
+    if (filter.q) {
+      const pattern = `%${filter.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+      query = query.where((eb) =>
+        eb.or([eb('name', 'ilike', pattern), eb('description', 'ilike', pattern), eb('intended_scope', 'ilike', pattern)]),
+      );
+    }
+    if (filter.cursor) {
+      const { createdAt, id } = decodeCursor(filter.cursor);
+      query = query.where(sql<boolean>`(created_at, id) > (${createdAt}::timestamptz, ${id})`);
+    }
+    const rows = await query.orderBy('created_at').orderBy('id').limit(filter.limit + 1).execute();
+    const page = toPage(
+      rows.map((row) => ({ row, createdAt: row.created_at, id: row.id })),
+      filter.limit,
+    );
+    return { items: page.items.map((p) => p.row), nextCursor: page.nextCursor };
+  }
+}

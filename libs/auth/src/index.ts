@@ -1,0 +1,4 @@
+export * from './roles';
+export * from './caller';
+export * from './operator-token';
+export * from './command-context';

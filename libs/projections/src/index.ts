@@ -1,0 +1,2 @@
+export * from './inline-projections';
+export * from './rebuild';

@@ -1,0 +1,6 @@
+import { serviceAccountsProjection } from '@keyward/accounts';
+import { tenantsProjection } from '@keyward/tenants';
+import type { InlineProjection } from '@keyward/event-store';
+
+/** Every inline projection, in the order the event store runs them inside an append. */
+export const inlineProjections: readonly InlineProjection[] = [tenantsProjection, serviceAccountsProjection];

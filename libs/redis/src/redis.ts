@@ -1,0 +1,26 @@
+import Redis, { type RedisOptions } from 'ioredis';
+
+/** Injection token for the shared ioredis client in Nest modules. */
+export const REDIS = Symbol('REDIS');
+
+/**
+ * The API's client fails fast (a request must not hang on a Redis that is away: it answers 503);
+ * BullMQ workers need `maxRetriesPerRequest: null` instead, see workerConnection.
+ */
+export function createRedis(url: string, options: RedisOptions = {}): Redis {
+  const client = new Redis(url, {
+    maxRetriesPerRequest: 1,
+    connectTimeout: 5_000,
+    enableOfflineQueue: true,
+    lazyConnect: false,
+    ...options,
+  });
+  // Reconnection is ioredis's job; an unhandled 'error' event would crash the process instead.
+  client.on('error', () => undefined);
+  return client;
+}
+
+/** A connection for BullMQ workers, which block and must retry forever. */
+export function workerConnection(url: string): Redis {
+  return createRedis(url, { maxRetriesPerRequest: null });
+}
