@@ -8,7 +8,11 @@ import { ServiceAccountRepository } from './service-account.repository';
 /** Service accounts: command handlers and the read-model reader. Needs the platform module's DB and EventStore. */
 @Module({
   providers: [
-    { provide: ServiceAccountRepository, inject: [EventStore], useFactory: (store: EventStore) => new ServiceAccountRepository(store) },
+    {
+      provide: ServiceAccountRepository,
+      inject: [EventStore],
+      useFactory: (store: EventStore) => new ServiceAccountRepository(store),
+    },
     { provide: ServiceAccountReader, inject: [DB], useFactory: (db: Db) => new ServiceAccountReader(db) },
     ...serviceAccountHandlers,
   ],

@@ -13,6 +13,9 @@ export interface GrantRoute {
  * are not built yet, so every grant applies directly; they will route production high-risk
  * scopes to `needsApproval` here and nowhere else.
  */
-export function routeGrant(_account: Pick<ServiceAccount, 'environment' | 'tenantId'>, scopes: string[]): GrantRoute {
+export function routeGrant(
+  _account: Pick<ServiceAccount, 'environment' | 'tenantId'>,
+  scopes: string[],
+): GrantRoute {
   return { apply: scopes, needsApproval: [] };
 }

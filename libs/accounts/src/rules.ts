@@ -11,7 +11,8 @@ export const ACCOUNT_NAME = /^[a-z0-9-]{3,64}$/;
 /** `product:action` of [a-z0-9._-], or `product:*`. */
 export const SCOPE = /^[a-z0-9._-]{1,64}:(?:[a-z0-9._-]{1,64}|\*)$/;
 /** Whole path segments `type:value` joined by `/`, as in `site:plant-7/asset-group:pumps`. */
-export const BOUNDARY = /^[a-z0-9._-]{1,64}:[A-Za-z0-9._~-]{1,128}(?:\/[a-z0-9._-]{1,64}:[A-Za-z0-9._~-]{1,128})*$/;
+export const BOUNDARY =
+  /^[a-z0-9._-]{1,64}:[A-Za-z0-9._~-]{1,128}(?:\/[a-z0-9._-]{1,64}:[A-Za-z0-9._~-]{1,128})*$/;
 
 export const LIMITS = {
   scopes: 100,
@@ -28,8 +29,11 @@ export function scopeError(scope: string): string | null {
 }
 
 export function boundaryError(boundary: string): string | null {
-  if (boundary.length > LIMITS.boundaryLength) return `a boundary is at most ${LIMITS.boundaryLength} characters`;
-  return BOUNDARY.test(boundary) ? null : `"${boundary}" is not a boundary of the form type:value[/type:value...]`;
+  if (boundary.length > LIMITS.boundaryLength)
+    return `a boundary is at most ${LIMITS.boundaryLength} characters`;
+  return BOUNDARY.test(boundary)
+    ? null
+    : `"${boundary}" is not a boundary of the form type:value[/type:value...]`;
 }
 
 /** An IPv4 or IPv6 network in CIDR form whose address has no bits set beyond its prefix. */
@@ -39,10 +43,36 @@ export function cidrError(cidr: string): string | null {
   if (!match || family === 0) return `"${cidr}" is not an IPv4 or IPv6 CIDR such as 10.20.0.0/16`;
   const bits = Number(match[2]);
   if (bits > (family === 4 ? 32 : 128)) return `"${cidr}" has a prefix longer than the address`;
+  const bytes = addressBytes(match[1], family);
+  if (!bytes) return `"${cidr}" is not an IPv4 or IPv6 CIDR such as 10.20.0.0/16`;
+  const hostBitsSet = bytes.some(
+    (byte, i) => (byte & (0xff >> Math.min(8, Math.max(0, bits - 8 * i)))) !== 0,
+  );
+  if (hostBitsSet) return `"${cidr}" has address bits set beyond its /${bits} prefix`;
   return null;
 }
 
 /** Sorted and without duplicates, so equal sets compare equal and events carry one spelling. */
 export function normalizedSet(values: readonly string[]): string[] {
   return [...new Set(values)].sort();
+}
+
+/** The address's bytes (4 or 16), or null for a form this does not read (an IPv6 zone). */
+function addressBytes(address: string, family: number): number[] | null {
+  if (family === 4) return address.split('.').map(Number);
+  if (address.includes('%')) return null;
+  // A trailing dotted quad (::ffff:10.0.0.0) stands for the last two groups.
+  const text = address.replace(/(\d+)\.(\d+)\.(\d+)\.(\d+)$/, (_, a, b, c, d) =>
+    [(Number(a) << 8) | Number(b), (Number(c) << 8) | Number(d)].map((n) => n.toString(16)).join(':'),
+  );
+  const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
+  const headGroups = head ? head.split(':') : [];
+  const tailGroups = tail ? tail.split(':') : [];
+  const zeros = tail === undefined ? 0 : 8 - headGroups.length - tailGroups.length;
+  const groups = [...headGroups, ...Array<string>(zeros).fill('0'), ...tailGroups];
+  const bytes = groups.flatMap((group) => {
+    const n = parseInt(group, 16);
+    return [n >> 8, n & 0xff];
+  });
+  return bytes.length === 16 ? bytes : null;
 }

@@ -82,7 +82,10 @@ export class UpdateServiceAccountHandler implements ICommandHandler<UpdateServic
   }
 }
 
-const LIFECYCLE: Record<ChangeServiceAccountStatus['action'], (state: ServiceAccount) => ServiceAccountEvent[]> = {
+const LIFECYCLE: Record<
+  ChangeServiceAccountStatus['action'],
+  (state: ServiceAccount) => ServiceAccountEvent[]
+> = {
   disable: decideDisable,
   enable: decideEnable,
   // Keys do not exist yet; when they do, deleting revokes every live key in this same append.
@@ -90,7 +93,10 @@ const LIFECYCLE: Record<ChangeServiceAccountStatus['action'], (state: ServiceAcc
 };
 
 @CommandHandler(ChangeServiceAccountStatus)
-export class ChangeServiceAccountStatusHandler implements ICommandHandler<ChangeServiceAccountStatus, string> {
+export class ChangeServiceAccountStatusHandler implements ICommandHandler<
+  ChangeServiceAccountStatus,
+  string
+> {
   constructor(@Inject(ServiceAccountRepository) private readonly repository: ServiceAccountRepository) {}
 
   async execute({ ctx, id, action, reason, expectedVersion }: ChangeServiceAccountStatus): Promise<string> {

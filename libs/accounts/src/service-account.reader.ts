@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { decodeCursor, isId, ID_PREFIX, toPage, type Page } from '@keyward/core';
+import { ValidationFailed, decodeCursor, isId, ID_PREFIX, toPage, type Page } from '@keyward/core';
 import type { Db, ServiceAccountRow } from '@keyward/db';
 
 export interface ServiceAccountFilter {
@@ -46,23 +46,41 @@ export class ServiceAccountReader {
   async list(tenantId: string, filter: ServiceAccountFilter): Promise<Page<ServiceAccountRow>> {
     let query = this.db.selectFrom('service_accounts').selectAll().where('tenant_id', '=', tenantId);
     // Deleted accounts are history: listed only when asked for by status.
-    query = filter.status ? query.where('status', '=', filter.status) : query.where('status', '<>', 'deleted');
+    query = filter.status
+      ? query.where('status', '=', filter.status)
+      : query.where('status', '<>', 'deleted');
     if (filter.environment) query = query.where('environment', '=', filter.environment);
     if (filter.owner) {
       const owner = filter.owner;
-      query = query.where((eb) => eb.or([eb('business_owner', '=', owner), eb('technical_owner', '=', owner)]));
+      query = query.where((eb) =>
+        eb.or([eb('business_owner', '=', owner), eb('technical_owner', '=', owner)]),
+      );
     }
     if (filter.q) {
       const pattern = `%${filter.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
       query = query.where((eb) =>
-        eb.or([eb('name', 'ilike', pattern), eb('description', 'ilike', pattern), eb('intended_scope', 'ilike', pattern)]),
+        eb.or([
+          eb('name', 'ilike', pattern),
+          eb('description', 'ilike', pattern),
+          eb('intended_scope', 'ilike', pattern),
+        ]),
       );
     }
     if (filter.cursor) {
       const { createdAt, id } = decodeCursor(filter.cursor);
+      // The id goes to SQL: only an account id this reader could have written (a NUL byte was a 500).
+      if (!isId(id, ID_PREFIX.serviceAccount)) {
+        throw new ValidationFailed('the cursor is not valid', [
+          { field: 'cursor', message: 'is not a cursor this API returned' },
+        ]);
+      }
       query = query.where(sql<boolean>`(created_at, id) > (${createdAt}::timestamptz, ${id})`);
     }
-    const rows = await query.orderBy('created_at').orderBy('id').limit(filter.limit + 1).execute();
+    const rows = await query
+      .orderBy('created_at')
+      .orderBy('id')
+      .limit(filter.limit + 1)
+      .execute();
     const page = toPage(
       rows.map((row) => ({ row, createdAt: row.created_at, id: row.id })),
       filter.limit,

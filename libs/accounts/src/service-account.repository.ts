@@ -21,7 +21,9 @@ export class ServiceAccountRepository {
 
   async fold(id: string, until?: Date): Promise<ServiceAccount | null> {
     const events = await this.store.readStream(id, { until });
-    return fold(events.map((e) => ({ type: e.type, data: e.data, occurredAt: e.occurredAt }) as ServiceAccountFact));
+    return fold(
+      events.map((e) => ({ type: e.type, data: e.data, occurredAt: e.occurredAt }) as ServiceAccountFact),
+    );
   }
 
   /** Appends `events` to the account's stream at `expectedVersion` (0 for a new account). */

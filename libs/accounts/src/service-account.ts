@@ -1,4 +1,4 @@
-import { Conflict, NotFound, ValidationFailed, type FieldError } from '@keyward/core';
+import { Conflict, NotFound, ValidationFailed, canonicalJson, type FieldError } from '@keyward/core';
 import {
   ACCOUNT_NAME,
   ENVIRONMENTS,
@@ -89,7 +89,8 @@ export type NewServiceAccount = ServiceAccountCreatedV1;
 
 export function decideCreate(command: NewServiceAccount): ServiceAccountEvent[] {
   const errors: FieldError[] = [];
-  if (!ACCOUNT_NAME.test(command.name)) errors.push({ field: 'name', message: 'must be 3 to 64 of [a-z0-9-]' });
+  if (!ACCOUNT_NAME.test(command.name))
+    errors.push({ field: 'name', message: 'must be 3 to 64 of [a-z0-9-]' });
   if (!ENVIRONMENTS.includes(command.environment)) {
     errors.push({ field: 'environment', message: `must be one of ${ENVIRONMENTS.join(', ')}` });
   }
@@ -116,11 +117,24 @@ export function decideCreate(command: NewServiceAccount): ServiceAccountEvent[] 
 export function decideUpdate(state: ServiceAccount, changes: ServiceAccountChanges): ServiceAccountEvent[] {
   assertNotDeleted(state, 'changed');
   const errors: FieldError[] = [];
+  // These have no "none": a null would otherwise slip past the checks below into the state.
+  for (const field of [
+    'name',
+    'businessOwner',
+    'technicalOwner',
+    'boundaries',
+    'allowedCidrs',
+    'abuseDetection',
+  ] as const) {
+    if (changes[field] === null) errors.push({ field, message: 'may be left out but not be null' });
+  }
+  if (errors.length) throw new ValidationFailed('the change is not valid', errors);
   if (changes.name !== undefined && !ACCOUNT_NAME.test(changes.name)) {
     errors.push({ field: 'name', message: 'must be 3 to 64 of [a-z0-9-]' });
   }
   checkOwners(changes, errors);
-  if (changes.boundaries) checkList('boundaries', changes.boundaries, LIMITS.boundaries, boundaryError, errors);
+  if (changes.boundaries)
+    checkList('boundaries', changes.boundaries, LIMITS.boundaries, boundaryError, errors);
   if (changes.allowedCidrs) checkList('allowedCidrs', changes.allowedCidrs, LIMITS.cidrs, cidrError, errors);
   if (changes.rotationPolicy !== undefined) checkRotationPolicy(changes.rotationPolicy, errors);
   if (errors.length) throw new ValidationFailed('the change is not valid', errors);
@@ -131,9 +145,12 @@ export function decideUpdate(state: ServiceAccount, changes: ServiceAccountChang
   const effective: ServiceAccountChanges = {};
   for (const [field, value] of Object.entries(normalized) as [keyof ServiceAccountChanges, unknown][]) {
     if (value === undefined) continue;
-    if (JSON.stringify(value) !== JSON.stringify(state[field])) Object.assign(effective, { [field]: value });
+    // Key order is no change: a rotationPolicy sent as { notifyBeforeDays, maxKeyAgeDays, ... } is the same policy.
+    if (canonicalJson(value) !== canonicalJson(state[field])) Object.assign(effective, { [field]: value });
   }
-  return Object.keys(effective).length ? [{ type: 'ServiceAccountUpdated', data: { changes: effective } }] : [];
+  return Object.keys(effective).length
+    ? [{ type: 'ServiceAccountUpdated', data: { changes: effective } }]
+    : [];
 }
 
 export function decideDisable(state: ServiceAccount): ServiceAccountEvent[] {
@@ -166,7 +183,9 @@ export function decideGrantScopes(state: ServiceAccount, scopes: readonly string
   if (errors.length) throw new ValidationFailed('the scopes are not valid', errors);
   const added = normalizedSet(scopes).filter((s) => !state.allowedScopes.includes(s));
   if (state.allowedScopes.length + added.length > LIMITS.scopes) {
-    throw new ValidationFailed('too many scopes', [{ field: 'scopes', message: `an account holds at most ${LIMITS.scopes} scopes` }]);
+    throw new ValidationFailed('too many scopes', [
+      { field: 'scopes', message: `an account holds at most ${LIMITS.scopes} scopes` },
+    ]);
   }
   return added.length ? [{ type: 'ScopesGranted', data: { scopes: added } }] : [];
 }
@@ -190,10 +209,14 @@ export function assertVersion(state: ServiceAccount, expectedVersion: number | u
 }
 
 function assertNotDeleted(state: ServiceAccount, what: string): void {
-  if (state.status === 'deleted') throw new Conflict(`service account ${state.id} is deleted and cannot be ${what}`);
+  if (state.status === 'deleted')
+    throw new Conflict(`service account ${state.id} is deleted and cannot be ${what}`);
 }
 
-function checkOwners(fields: { businessOwner?: string; technicalOwner?: string }, errors: FieldError[]): void {
+function checkOwners(
+  fields: { businessOwner?: string; technicalOwner?: string },
+  errors: FieldError[],
+): void {
   for (const field of ['businessOwner', 'technicalOwner'] as const) {
     const value = fields[field];
     if (value !== undefined && (value.trim().length === 0 || value.length > LIMITS.owner)) {
@@ -220,9 +243,15 @@ function checkRotationPolicy(policy: RotationPolicy | null, errors: FieldError[]
   if (!policy) return;
   const { maxKeyAgeDays, notifyBeforeDays } = policy;
   if (!Number.isInteger(maxKeyAgeDays) || maxKeyAgeDays < 1 || maxKeyAgeDays > LIMITS.maxKeyAgeDays) {
-    errors.push({ field: 'rotationPolicy.maxKeyAgeDays', message: `must be a whole number from 1 to ${LIMITS.maxKeyAgeDays}` });
+    errors.push({
+      field: 'rotationPolicy.maxKeyAgeDays',
+      message: `must be a whole number from 1 to ${LIMITS.maxKeyAgeDays}`,
+    });
   }
   if (!Number.isInteger(notifyBeforeDays) || notifyBeforeDays < 0 || notifyBeforeDays >= maxKeyAgeDays) {
-    errors.push({ field: 'rotationPolicy.notifyBeforeDays', message: 'must be a whole number from 0 to less than maxKeyAgeDays' });
+    errors.push({
+      field: 'rotationPolicy.notifyBeforeDays',
+      message: 'must be a whole number from 0 to less than maxKeyAgeDays',
+    });
   }
 }

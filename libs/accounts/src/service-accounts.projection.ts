@@ -16,7 +16,11 @@ export const serviceAccountsProjection: InlineProjection = {
     for (const event of events) {
       if (event.streamType !== SERVICE_ACCOUNT_STREAM || !isServiceAccountEvent(event)) continue;
       if (!states.has(event.streamId)) {
-        const row = await trx.selectFrom('service_accounts').selectAll().where('id', '=', event.streamId).executeTakeFirst();
+        const row = await trx
+          .selectFrom('service_accounts')
+          .selectAll()
+          .where('id', '=', event.streamId)
+          .executeTakeFirst();
         states.set(event.streamId, row ? serviceAccountFromRow(row) : null);
       }
       const fact = { type: event.type, data: event.data, occurredAt: event.occurredAt } as ServiceAccountFact;

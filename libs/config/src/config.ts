@@ -68,7 +68,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): KeywardConfig 
  */
 export function ensureBootstrapToken(config: KeywardConfig): string | undefined {
   if (config.bootstrapToken !== undefined) return undefined;
-  if (config.production) throw new ConfigError('KEYWARD_BOOTSTRAP_TOKEN', 'is required when NODE_ENV=production');
+  if (config.production)
+    throw new ConfigError('KEYWARD_BOOTSTRAP_TOKEN', 'is required when NODE_ENV=production');
   config.bootstrapToken = `kwb_${randomBytes(32).toString('base64url')}`;
   return config.bootstrapToken;
 }

@@ -12,14 +12,29 @@ export function encodeCursor(cursor: Cursor): string {
 
 export function decodeCursor(text: string): Cursor {
   try {
-    const [createdAt, id] = JSON.parse(Buffer.from(text, 'base64url').toString('utf8')) as unknown[];
-    if (typeof createdAt === 'string' && typeof id === 'string' && !Number.isNaN(Date.parse(createdAt)) && id.length <= 64) {
+    const parsed: unknown = JSON.parse(Buffer.from(text, 'base64url').toString('utf8'));
+    const [createdAt, id] = Array.isArray(parsed) && parsed.length === 2 ? (parsed as unknown[]) : [];
+    // Only the exact ISO form encodeCursor writes: Date.parse alone accepts '1' or 'March 7',
+    // which PostgreSQL would then refuse as a timestamptz (a 500 instead of a 400).
+    if (
+      typeof createdAt === 'string' &&
+      typeof id === 'string' &&
+      isIsoInstant(createdAt) &&
+      id.length <= 64
+    ) {
       return { createdAt, id };
     }
   } catch {
     // fall through
   }
-  throw new ValidationFailed('the cursor is not valid', [{ field: 'cursor', message: 'is not a cursor this API returned' }]);
+  throw new ValidationFailed('the cursor is not valid', [
+    { field: 'cursor', message: 'is not a cursor this API returned' },
+  ]);
+}
+
+function isIsoInstant(text: string): boolean {
+  const time = Date.parse(text);
+  return !Number.isNaN(time) && new Date(time).toISOString() === text;
 }
 
 export interface Page<T> {
@@ -33,6 +48,9 @@ export function toPage<T extends { createdAt: Date; id: string }>(rows: T[], lim
   const last = items[items.length - 1];
   return {
     items,
-    nextCursor: rows.length > limit && last ? encodeCursor({ createdAt: last.createdAt.toISOString(), id: last.id }) : null,
+    nextCursor:
+      rows.length > limit && last
+        ? encodeCursor({ createdAt: last.createdAt.toISOString(), id: last.id })
+        : null,
   };
 }

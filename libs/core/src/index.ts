@@ -4,3 +4,4 @@ export * from './ids';
 export * from './canonical-json';
 export * from './pg-errors';
 export * from './cursor';
+export * from './text';

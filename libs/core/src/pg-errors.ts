@@ -6,7 +6,14 @@ export function isUniqueViolation(error: unknown, constraint?: string): boolean 
   return e?.code === PG_UNIQUE_VIOLATION && (constraint === undefined || e.constraint === constraint);
 }
 
-const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN']);
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
 
 /**
  * True when an error means a dependency (PostgreSQL or Redis) could not be reached or went away,
@@ -20,7 +27,9 @@ export function isUnavailableError(error: unknown): boolean {
   if (e.code && (/^08/.test(e.code) || /^57P0[123]$/.test(e.code) || e.code === '53300')) return true;
   const message = e.message ?? '';
   return (
-    /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(message) ||
+    /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(
+      message,
+    ) ||
     /Connection is closed|Stream isn't writeable|Reached the max retries per request limit/i.test(message) ||
     e.name === 'MaxRetriesPerRequestError'
   );

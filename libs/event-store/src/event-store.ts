@@ -43,7 +43,9 @@ export class EventStore {
     const occurredAt = this.clock.now();
     const pending: PendingEvent[] = [];
     // A fixed order of row locks across transactions keeps two multi-stream appends from deadlocking.
-    const ordered = [...appends].sort((a, b) => (a.streamId < b.streamId ? -1 : a.streamId > b.streamId ? 1 : 0));
+    const ordered = [...appends].sort((a, b) =>
+      a.streamId < b.streamId ? -1 : a.streamId > b.streamId ? 1 : 0,
+    );
     for (const append of ordered) {
       const from = await this.claimVersions(trx, append);
       append.events.forEach((event, i) =>
@@ -63,7 +65,9 @@ export class EventStore {
     }
     // Keep the caller's order of events across streams (the order the decision produced them).
     const order = new Map(appends.map((a, i) => [a.streamId, i]));
-    pending.sort((a, b) => order.get(a.streamId)! - order.get(b.streamId)! || a.streamVersion - b.streamVersion);
+    pending.sort(
+      (a, b) => order.get(a.streamId)! - order.get(b.streamId)! || a.streamVersion - b.streamVersion,
+    );
 
     for (const projection of this.projections) await projection.apply(trx, pending);
 
@@ -77,7 +81,12 @@ export class EventStore {
     if (append.expectedVersion === 'any') {
       const row = await trx
         .insertInto('streams')
-        .values({ stream_id: append.streamId, tenant_id: append.tenantId, stream_type: append.streamType, version: count })
+        .values({
+          stream_id: append.streamId,
+          tenant_id: append.tenantId,
+          stream_type: append.streamType,
+          version: count,
+        })
         .onConflict((oc) => oc.column('stream_id').doUpdateSet({ version: sql`streams.version + ${count}` }))
         .returning('version')
         .executeTakeFirstOrThrow();
@@ -88,7 +97,12 @@ export class EventStore {
       expected === 0
         ? await trx
             .insertInto('streams')
-            .values({ stream_id: append.streamId, tenant_id: append.tenantId, stream_type: append.streamType, version: count })
+            .values({
+              stream_id: append.streamId,
+              tenant_id: append.tenantId,
+              stream_type: append.streamType,
+              version: count,
+            })
             .onConflict((oc) => oc.column('stream_id').doNothing())
             .returning('version')
             .executeTakeFirst()
@@ -113,10 +127,17 @@ export class EventStore {
     for (const tenantId of tenants) {
       // The tenant's chain head row is the one lock appends of one tenant share; other tenants'
       // appends never wait on it.
-      await trx.insertInto('chain_heads').values({ tenant_id: tenantId, seq: 0, hash: GENESIS_HASH })
-        .onConflict((oc) => oc.column('tenant_id').doNothing()).execute();
-      const head = await trx.selectFrom('chain_heads').select(['seq', 'hash'])
-        .where('tenant_id', '=', tenantId).forUpdate().executeTakeFirstOrThrow();
+      await trx
+        .insertInto('chain_heads')
+        .values({ tenant_id: tenantId, seq: 0, hash: GENESIS_HASH })
+        .onConflict((oc) => oc.column('tenant_id').doNothing())
+        .execute();
+      const head = await trx
+        .selectFrom('chain_heads')
+        .select(['seq', 'hash'])
+        .where('tenant_id', '=', tenantId)
+        .forUpdate()
+        .executeTakeFirstOrThrow();
       let seq = BigInt(head.seq);
       let prevHash = head.hash;
       for (const event of pending.filter((e) => e.tenantId === tenantId)) {
@@ -140,11 +161,17 @@ export class EventStore {
         });
         prevHash = hash;
       }
-      await trx.updateTable('chain_heads').set({ seq: seq.toString(), hash: prevHash })
-        .where('tenant_id', '=', tenantId).execute();
+      await trx
+        .updateTable('chain_heads')
+        .set({ seq: seq.toString(), hash: prevHash })
+        .where('tenant_id', '=', tenantId)
+        .execute();
     }
-    const inserted = await trx.insertInto('events').values(rows)
-      .returning(['event_id', 'position', 'transaction_id']).execute();
+    const inserted = await trx
+      .insertInto('events')
+      .values(rows)
+      .returning(['event_id', 'position', 'transaction_id'])
+      .execute();
     const byId = new Map(inserted.map((r) => [r.event_id, r]));
     return linked.map((event) => {
       const row = byId.get(event.eventId)!;
@@ -154,7 +181,11 @@ export class EventStore {
 
   /** The stream's current version; 0 when it does not exist. */
   async streamVersion(streamId: string, executor: Db | Transaction<Database> = this.db): Promise<number> {
-    const row = await executor.selectFrom('streams').select('version').where('stream_id', '=', streamId).executeTakeFirst();
+    const row = await executor
+      .selectFrom('streams')
+      .select('version')
+      .where('stream_id', '=', streamId)
+      .executeTakeFirst();
     return row ? Number(row.version) : 0;
   }
 
@@ -171,7 +202,10 @@ export class EventStore {
    * than every one still running are returned, so a later reader never finds an event appearing
    * behind its checkpoint.
    */
-  async readFeed(after: FeedCheckpoint, options: { limit?: number; tenantId?: string } = {}): Promise<RecordedEvent[]> {
+  async readFeed(
+    after: FeedCheckpoint,
+    options: { limit?: number; tenantId?: string } = {},
+  ): Promise<RecordedEvent[]> {
     let query = this.db
       .selectFrom('events')
       .selectAll()

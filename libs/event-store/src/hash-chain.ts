@@ -45,7 +45,10 @@ export interface ChainCheck {
  * Walks one tenant's chain in chain order. `head` is the chain head row, which catches a
  * deletion of the newest events.
  */
-export function checkChain(links: Iterable<ChainLink>, head: { seq: bigint; hash: string } | null): ChainCheck {
+export function checkChain(
+  links: Iterable<ChainLink>,
+  head: { seq: bigint; hash: string } | null,
+): ChainCheck {
   let prevHash = GENESIS_HASH;
   let expectedSeq = 1n;
   let checked = 0;

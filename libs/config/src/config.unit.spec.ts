@@ -1,0 +1,140 @@
+import { ConfigError, ensureBootstrapToken, loadConfig, type KeywardConfig } from './config';
+
+const TOKEN = 't'.repeat(32);
+
+function configError(env: NodeJS.ProcessEnv): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+  throw new Error(`expected a ConfigError for ${JSON.stringify(env)}`);
+}
+
+describe('loadConfig', () => {
+  it('defaults every variable for local development', () => {
+    expect(loadConfig({})).toEqual({
+      nodeEnv: 'development',
+      production: false,
+      databaseUrl: 'postgres://postgres@127.0.0.1:5432/keyward',
+      redisUrl: 'redis://127.0.0.1:6379',
+      port: 3000,
+      bootstrapToken: undefined,
+      logLevel: 'info',
+      redisPrefix: 'kw',
+    });
+  });
+
+  it('reads every variable it is given', () => {
+    expect(
+      loadConfig({
+        NODE_ENV: 'production',
+        DATABASE_URL: 'postgresql://kw:secret@db.internal:6543/keyward_prod',
+        REDIS_URL: 'rediss://cache.internal:6380/2',
+        PORT: '8080',
+        KEYWARD_BOOTSTRAP_TOKEN: TOKEN,
+        LOG_LEVEL: 'warn',
+        KEYWARD_REDIS_PREFIX: 'kw-prod_1',
+      }),
+    ).toEqual({
+      nodeEnv: 'production',
+      production: true,
+      databaseUrl: 'postgresql://kw:secret@db.internal:6543/keyward_prod',
+      redisUrl: 'rediss://cache.internal:6380/2',
+      port: 8080,
+      bootstrapToken: TOKEN,
+      logLevel: 'warn',
+      redisPrefix: 'kw-prod_1',
+    });
+  });
+
+  it.each(['0', '65535'])('accepts PORT %j', (port) => {
+    expect(loadConfig({ PORT: port }).port).toBe(Number(port));
+  });
+
+  it.each(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])('accepts LOG_LEVEL %j', (level) => {
+    expect(loadConfig({ LOG_LEVEL: level }).logLevel).toBe(level);
+  });
+
+  it('treats an empty bootstrap token as none', () => {
+    expect(loadConfig({ KEYWARD_BOOTSTRAP_TOKEN: '' }).bootstrapToken).toBeUndefined();
+  });
+
+  it.each<[string, NodeJS.ProcessEnv]>([
+    ['DATABASE_URL', { DATABASE_URL: 'not a url' }],
+    ['DATABASE_URL', { DATABASE_URL: '' }],
+    ['DATABASE_URL', { DATABASE_URL: 'mysql://root@127.0.0.1:3306/keyward' }],
+    ['DATABASE_URL', { DATABASE_URL: 'redis://127.0.0.1:6379' }],
+    ['REDIS_URL', { REDIS_URL: '127.0.0.1:6379' }],
+    ['REDIS_URL', { REDIS_URL: 'http://127.0.0.1:6379' }],
+    ['REDIS_URL', { REDIS_URL: 'postgres://127.0.0.1:5432' }],
+    ['PORT', { PORT: 'abc' }],
+    ['PORT', { PORT: '70000' }],
+    ['PORT', { PORT: '65536' }],
+    ['PORT', { PORT: '-1' }],
+    ['PORT', { PORT: '80.5' }],
+    ['PORT', { PORT: '' }],
+    ['KEYWARD_BOOTSTRAP_TOKEN', { KEYWARD_BOOTSTRAP_TOKEN: 't'.repeat(31) }],
+    ['KEYWARD_BOOTSTRAP_TOKEN', { NODE_ENV: 'production' }],
+    ['KEYWARD_BOOTSTRAP_TOKEN', { NODE_ENV: 'production', KEYWARD_BOOTSTRAP_TOKEN: '' }],
+    ['LOG_LEVEL', { LOG_LEVEL: 'verbose' }],
+    ['LOG_LEVEL', { LOG_LEVEL: 'INFO' }],
+    ['KEYWARD_REDIS_PREFIX', { KEYWARD_REDIS_PREFIX: 'kw:prod' }],
+    ['KEYWARD_REDIS_PREFIX', { KEYWARD_REDIS_PREFIX: '' }],
+    ['KEYWARD_REDIS_PREFIX', { KEYWARD_REDIS_PREFIX: 'p'.repeat(65) }],
+    ['KEYWARD_REDIS_PREFIX', { KEYWARD_REDIS_PREFIX: 'kw prod' }],
+  ])('throws ConfigError naming %s for %j', (variable, env) => {
+    const error = configError(env);
+    expect(error.variable).toBe(variable);
+    expect(error.message).toMatch(new RegExp(`^Invalid configuration: ${variable} `));
+  });
+
+  it('requires the bootstrap token in production, and says so', () => {
+    expect(configError({ NODE_ENV: 'production' }).message).toContain('required when NODE_ENV=production');
+    expect(loadConfig({ NODE_ENV: 'production', KEYWARD_BOOTSTRAP_TOKEN: TOKEN }).production).toBe(true);
+  });
+
+  it('does not echo the bootstrap token in its error', () => {
+    const short = 'secret-but-short';
+    expect(configError({ KEYWARD_BOOTSTRAP_TOKEN: short }).message).not.toContain(short);
+  });
+});
+
+describe('ensureBootstrapToken', () => {
+  it('makes a token outside production, once, and sets it on the config', () => {
+    const config = loadConfig({});
+    const token = ensureBootstrapToken(config);
+    expect(typeof token).toBe('string');
+    expect((token as string).length).toBeGreaterThanOrEqual(32);
+    expect(config.bootstrapToken).toBe(token);
+    // The made token passes loadConfig's own rule.
+    expect(loadConfig({ KEYWARD_BOOTSTRAP_TOKEN: token }).bootstrapToken).toBe(token);
+
+    expect(ensureBootstrapToken(config)).toBeUndefined();
+    expect(config.bootstrapToken).toBe(token);
+  });
+
+  it('makes a different token each time', () => {
+    expect(ensureBootstrapToken(loadConfig({}))).not.toBe(ensureBootstrapToken(loadConfig({})));
+  });
+
+  it('keeps a token that was configured', () => {
+    const config = loadConfig({ KEYWARD_BOOTSTRAP_TOKEN: TOKEN });
+    expect(ensureBootstrapToken(config)).toBeUndefined();
+    expect(config.bootstrapToken).toBe(TOKEN);
+  });
+
+  it('throws in production instead of making one', () => {
+    const config: KeywardConfig = { ...loadConfig({}), nodeEnv: 'production', production: true };
+    let error: unknown;
+    try {
+      ensureBootstrapToken(config);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).variable).toBe('KEYWARD_BOOTSTRAP_TOKEN');
+    expect(config.bootstrapToken).toBeUndefined();
+  });
+});
