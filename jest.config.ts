@@ -24,6 +24,7 @@ const config: Config = {
   transform: { '^.+\\.ts$': swc as never },
   moduleNameMapper: { '^@keyward/([a-z-]+)$': '<rootDir>/libs/$1/src' },
   globalSetup: '<rootDir>/test/global-setup.ts',
+  globalTeardown: '<rootDir>/test/global-teardown.ts',
   maxWorkers: 2,
   testTimeout: 30_000,
 };

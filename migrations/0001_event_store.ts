@@ -79,5 +79,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     end $$`.execute(db);
   await sql`revoke all on events from public`.execute(db);
   await sql`grant select, insert on events to keyward_app`.execute(db);
-  await sql`grant select, insert, update on streams, chain_heads, projection_checkpoints to keyward_app`.execute(db);
+  await sql`grant select, insert, update on streams, chain_heads, projection_checkpoints to keyward_app`.execute(
+    db,
+  );
 }

@@ -57,6 +57,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`create index service_accounts_list on service_accounts (tenant_id, created_at, id)`.execute(db);
 
   for (const table of ['tenants', 'operators', 'service_accounts']) {
-    await sql`grant select, insert, update, delete, truncate on ${sql.table(table)} to keyward_app`.execute(db);
+    await sql`grant select, insert, update, delete, truncate on ${sql.table(table)} to keyward_app`.execute(
+      db,
+    );
   }
 }

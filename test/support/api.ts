@@ -60,9 +60,17 @@ export interface TenantFixture {
 /** A tenant with an admin operator, made through the API as a first user would. */
 export async function createTenant(api: TestApi, tenantId: string): Promise<TenantFixture> {
   const auth = { Authorization: `Bearer ${BOOTSTRAP_TOKEN}` };
-  await api.http.post('/v1/tenants').set(auth).send({ id: tenantId, name: `Tenant ${tenantId}` }).expect(201);
+  await api.http
+    .post('/v1/tenants')
+    .set(auth)
+    .send({ id: tenantId, name: `Tenant ${tenantId}` })
+    .expect(201);
   const token = async (role: string) => {
-    const res = await api.http.post('/v1/operators').set(auth).send({ tenantId, name: `${role}-${tenantId}`, role }).expect(201);
+    const res = await api.http
+      .post('/v1/operators')
+      .set(auth)
+      .send({ tenantId, name: `${role}-${tenantId}`, role })
+      .expect(201);
     return res.body.token as string;
   };
   return { tenantId, admin: await token('admin'), token };

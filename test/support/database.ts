@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { createDb, type Db } from '@keyward/db';
-import { ADMIN_DATABASE_URL, TEMPLATE_DATABASE, databaseUrl } from './env';
+import { ADMIN_DATABASE_URL, databaseUrl, runDatabasePrefix, templateDatabase } from './env';
 
 export interface TestDatabase {
   name: string;
@@ -23,11 +23,11 @@ async function adminQuery(text: string): Promise<void> {
 
 /** A fresh, migrated database of this test file's own. */
 export async function createTestDatabase(): Promise<TestDatabase> {
-  const name = `kwt_${randomBytes(6).toString('hex')}`;
+  const name = `${runDatabasePrefix()}${randomBytes(6).toString('hex')}`;
   // Two files cloning the template at the same moment can collide on its lock; try again.
   for (let attempt = 1; ; attempt++) {
     try {
-      await adminQuery(`create database "${name}" template "${TEMPLATE_DATABASE}"`);
+      await adminQuery(`create database "${name}" template "${templateDatabase()}"`);
       break;
     } catch (error) {
       if (attempt >= 10 || (error as { code?: string }).code !== '55006') throw error;

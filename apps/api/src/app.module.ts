@@ -6,6 +6,7 @@ import { LoggerModule } from 'nestjs-pino';
 import { AccountsModule } from '@keyward/accounts';
 import { PlatformModule, type PlatformOptions } from '@keyward/platform';
 import { TenantsModule } from '@keyward/tenants';
+import { AdminModule } from './admin/admin.module';
 import { ServiceAccountsController } from './accounts/service-accounts.controller';
 import { AuthGuard } from './auth/auth.guard';
 import { ProblemFilter } from './http/problem.filter';
@@ -31,6 +32,7 @@ export class AppModule {
         TerminusModule.forRoot({ logger: false }),
         TenantsModule,
         AccountsModule,
+        AdminModule,
       ],
       controllers: [HealthController, MetricsController, TenantsController, ServiceAccountsController],
       providers: [

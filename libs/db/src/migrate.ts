@@ -10,7 +10,10 @@ export class ListMigrationProvider implements MigrationProvider {
   }
 }
 
-export async function migrateToLatest(db: Db, migrations: Record<string, Migration>): Promise<MigrationResult[]> {
+export async function migrateToLatest(
+  db: Db,
+  migrations: Record<string, Migration>,
+): Promise<MigrationResult[]> {
   const migrator = new Migrator({ db, provider: new ListMigrationProvider(migrations) });
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw error instanceof Error ? error : new Error(String(error));

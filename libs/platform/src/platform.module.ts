@@ -5,7 +5,7 @@ import { CONFIG, type KeywardConfig } from '@keyward/config';
 import { DB, createDb, type Db } from '@keyward/db';
 import { EventStore } from '@keyward/event-store';
 import { inlineProjections } from '@keyward/projections';
-import { REDIS, createRedis } from '@keyward/redis';
+import { REDIS, closeRedis, createRedis } from '@keyward/redis';
 
 export interface PlatformOptions {
   config: KeywardConfig;
@@ -37,9 +37,13 @@ export class PlatformModule implements OnApplicationShutdown {
         { provide: CLOCK, useValue: options.clock ?? systemClock },
         {
           provide: DB,
-          useFactory: () => createDb(config.databaseUrl, { applicationName: options.applicationName, max: options.dbPoolSize }),
+          useFactory: () =>
+            createDb(config.databaseUrl, {
+              applicationName: options.applicationName,
+              max: options.dbPoolSize,
+            }),
         },
-        { provide: REDIS, useFactory: () => createRedis(config.redisUrl, { keyPrefix: undefined }) },
+        { provide: REDIS, useFactory: () => createRedis(config.redisUrl) },
         {
           provide: EventStore,
           inject: [DB, CLOCK],
@@ -52,6 +56,6 @@ export class PlatformModule implements OnApplicationShutdown {
 
   async onApplicationShutdown(): Promise<void> {
     await this.db.destroy();
-    this.redis.disconnect();
+    await closeRedis(this.redis);
   }
 }

@@ -1,2 +1,3 @@
 export * from './inline-projections';
 export * from './rebuild';
+export * from './find';

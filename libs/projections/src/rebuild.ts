@@ -27,7 +27,9 @@ export async function rebuildProjection(
       const rows = await trx
         .selectFrom('events')
         .selectAll()
-        .where(sql<boolean>`(transaction_id, position) > (${after.transactionId}::xid8, ${after.position}::bigint)`)
+        .where(
+          sql<boolean>`(transaction_id, position) > (${after.transactionId}::xid8, ${after.position}::bigint)`,
+        )
         .orderBy('transaction_id')
         .orderBy('position')
         .limit(BATCH)

@@ -24,3 +24,12 @@ export function createRedis(url: string, options: RedisOptions = {}): Redis {
 export function workerConnection(url: string): Redis {
   return createRedis(url, { maxRetriesPerRequest: null });
 }
+
+/** Closes a client and waits for it: QUIT when connected (so no socket outlives its owner), else drop. */
+export async function closeRedis(client: Redis): Promise<void> {
+  if (client.status === 'ready') {
+    await client.quit().catch(() => client.disconnect());
+  } else {
+    client.disconnect();
+  }
+}

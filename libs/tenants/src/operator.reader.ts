@@ -35,8 +35,15 @@ export class OperatorReader {
       const after = decodeCursor(cursor);
       query = query.where(sql<boolean>`(created_at, id) > (${after.createdAt}::timestamptz, ${after.id})`);
     }
-    const rows = await query.orderBy('created_at').orderBy('id').limit(limit + 1).execute();
-    const page = toPage(rows.map((row) => ({ row, createdAt: row.created_at, id: row.id })), limit);
+    const rows = await query
+      .orderBy('created_at')
+      .orderBy('id')
+      .limit(limit + 1)
+      .execute();
+    const page = toPage(
+      rows.map((row) => ({ row, createdAt: row.created_at, id: row.id })),
+      limit,
+    );
     return { items: page.items.map((p) => p.row), nextCursor: page.nextCursor };
   }
 }

@@ -102,12 +102,23 @@ export class DeleteOperatorHandler implements ICommandHandler<DeleteOperator, st
     if (!row) throw new NotFound(`no operator ${id}`);
     const history = await this.store.readStream(id);
     const state = history.reduce<Operator | null>(
-      (s, e) => evolveOperator(s, { type: e.type, data: e.data, occurredAt: e.occurredAt } as OperatorEvent & { occurredAt: Date }),
+      (s, e) =>
+        evolveOperator(s, { type: e.type, data: e.data, occurredAt: e.occurredAt } as OperatorEvent & {
+          occurredAt: Date;
+        }),
       null,
     );
     const events = decideDeleteOperator(state);
     await this.store.append(
-      [{ tenantId: row.tenant_id, streamId: id, streamType: OPERATOR_STREAM, expectedVersion: state!.version, events }],
+      [
+        {
+          tenantId: row.tenant_id,
+          streamId: id,
+          streamType: OPERATOR_STREAM,
+          expectedVersion: state!.version,
+          events,
+        },
+      ],
       metadataFor(ctx, reason),
     );
     return id;

@@ -21,7 +21,14 @@ export type TenantEvent = { type: 'TenantCreated'; data: { id: string; name: str
 export type OperatorEvent =
   | {
       type: 'OperatorCreated';
-      data: { id: string; tenantId: string; name: string; role: Role; tokenHash: string; tokenPrefix: string };
+      data: {
+        id: string;
+        tenantId: string;
+        name: string;
+        role: Role;
+        tokenHash: string;
+        tokenPrefix: string;
+      };
     }
   | { type: 'OperatorDeleted'; data: Record<string, never> };
 
@@ -40,8 +47,10 @@ export interface Operator {
 
 export function decideCreateTenant(exists: boolean, id: string, name: string): TenantEvent[] {
   const errors = [];
-  if (!TENANT_ID.test(id)) errors.push({ field: 'id', message: 'must be 3 to 40 of [a-z0-9-], starting with a letter or digit' });
-  if (name.trim().length === 0 || name.length > 100) errors.push({ field: 'name', message: 'must be 1 to 100 characters' });
+  if (!TENANT_ID.test(id))
+    errors.push({ field: 'id', message: 'must be 3 to 40 of [a-z0-9-], starting with a letter or digit' });
+  if (name.trim().length === 0 || name.length > 100)
+    errors.push({ field: 'name', message: 'must be 1 to 100 characters' });
   if (errors.length) throw new ValidationFailed('the tenant is not valid', errors);
   if (exists) throw new Conflict(`tenant ${id} exists already`);
   return [{ type: 'TenantCreated', data: { id, name } }];
@@ -50,7 +59,8 @@ export function decideCreateTenant(exists: boolean, id: string, name: string): T
 export function decideCreateOperator(command: OperatorEvent & { type: 'OperatorCreated' }): OperatorEvent[] {
   const { name, role } = command.data;
   const errors = [];
-  if (name.trim().length === 0 || name.length > 100) errors.push({ field: 'name', message: 'must be 1 to 100 characters' });
+  if (name.trim().length === 0 || name.length > 100)
+    errors.push({ field: 'name', message: 'must be 1 to 100 characters' });
   if (!ROLES.includes(role)) errors.push({ field: 'role', message: `must be one of ${ROLES.join(', ')}` });
   if (errors.length) throw new ValidationFailed('the operator is not valid', errors);
   return [command];
@@ -62,7 +72,10 @@ export function decideDeleteOperator(state: Operator | null): OperatorEvent[] {
   return [{ type: 'OperatorDeleted', data: {} }];
 }
 
-export function evolveOperator(state: Operator | null, event: OperatorEvent & { occurredAt: Date }): Operator {
+export function evolveOperator(
+  state: Operator | null,
+  event: OperatorEvent & { occurredAt: Date },
+): Operator {
   if (event.type === 'OperatorCreated') {
     return { ...event.data, status: 'active', createdAt: event.occurredAt, deletedAt: null, version: 1 };
   }

@@ -5,7 +5,10 @@ import { tenantHandlers } from './tenant.handlers';
 
 /** Tenants and operators: command handlers and the reader the auth guard uses. */
 @Module({
-  providers: [{ provide: OperatorReader, inject: [DB], useFactory: (db: Db) => new OperatorReader(db) }, ...tenantHandlers],
+  providers: [
+    { provide: OperatorReader, inject: [DB], useFactory: (db: Db) => new OperatorReader(db) },
+    ...tenantHandlers,
+  ],
   exports: [OperatorReader],
 })
 export class TenantsModule {}

@@ -1,7 +1,14 @@
 import type { Transaction } from 'kysely';
 import type { Database, OperatorRow } from '@keyward/db';
 import type { InlineProjection, PendingEvent } from '@keyward/event-store';
-import { OPERATOR_STREAM, TENANT_STREAM, evolveOperator, type Operator, type OperatorEvent, type TenantEvent } from './tenant';
+import {
+  OPERATOR_STREAM,
+  TENANT_STREAM,
+  evolveOperator,
+  type Operator,
+  type OperatorEvent,
+  type TenantEvent,
+} from './tenant';
 
 /** Keeps `tenants` and `operators` (with the token hash the auth guard looks up) current. */
 export const tenantsProjection: InlineProjection = {
@@ -14,12 +21,24 @@ export const tenantsProjection: InlineProjection = {
         if (e.type === 'TenantCreated') {
           await trx
             .insertInto('tenants')
-            .values({ id: e.data.id, name: e.data.name, created_at: event.occurredAt, version: event.streamVersion })
+            .values({
+              id: e.data.id,
+              name: e.data.name,
+              created_at: event.occurredAt,
+              version: event.streamVersion,
+            })
             .execute();
         }
       } else if (event.streamType === OPERATOR_STREAM) {
-        const current = await trx.selectFrom('operators').selectAll().where('id', '=', event.streamId).executeTakeFirst();
-        const next = evolveOperator(current ? fromRow(current) : null, event as unknown as OperatorEvent & PendingEvent);
+        const current = await trx
+          .selectFrom('operators')
+          .selectAll()
+          .where('id', '=', event.streamId)
+          .executeTakeFirst();
+        const next = evolveOperator(
+          current ? fromRow(current) : null,
+          event as unknown as OperatorEvent & PendingEvent,
+        );
         await trx
           .insertInto('operators')
           .values(toRow(next))

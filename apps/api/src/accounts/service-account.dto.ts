@@ -20,10 +20,14 @@ import {
   ValidateNested,
 } from 'class-validator';
 import { ACCOUNT_NAME, BOUNDARY, ENVIRONMENTS, LIMITS, SCOPE, type Environment } from '@keyward/accounts';
-import { IsCidr, Never } from '../http/validators';
+import { IsCidr, IsStorableText, Never } from '../http/validators';
 
 const SCOPE_MESSAGE = 'each scope must be product:action or product:* of [a-z0-9._-]';
-const BOUNDARY_MESSAGE = 'each boundary must be type:value segments joined by /, such as site:plant-7/asset-group:pumps';
+const BOUNDARY_MESSAGE =
+  'each boundary must be type:value segments joined by /, such as site:plant-7/asset-group:pumps';
+
+/** May be left out but not sent as null: the field has no "none" (IsOptional let null reach the store). */
+const OptionalNotNull = () => ValidateIf((_body: object, value: unknown) => value !== undefined);
 
 export class RotationPolicyDto {
   @ApiProperty({ example: 90, minimum: 1, maximum: LIMITS.maxKeyAgeDays })
@@ -56,16 +60,18 @@ class AccountFieldsDto {
   @IsOptional()
   @IsString()
   @MaxLength(LIMITS.text)
+  @IsStorableText()
   description?: string | null;
 
   @ApiPropertyOptional({ maxLength: LIMITS.text, nullable: true })
   @IsOptional()
   @IsString()
   @MaxLength(LIMITS.text)
+  @IsStorableText()
   intendedScope?: string | null;
 
   @ApiPropertyOptional({ type: [String], example: ['site:plant-7'] })
-  @IsOptional()
+  @OptionalNotNull()
   @IsArray()
   @ArrayMaxSize(LIMITS.boundaries)
   @IsString({ each: true })
@@ -74,14 +80,14 @@ class AccountFieldsDto {
   boundaries?: string[];
 
   @ApiPropertyOptional({ type: [String], example: ['10.20.0.0/16'] })
-  @IsOptional()
+  @OptionalNotNull()
   @IsArray()
   @ArrayMaxSize(LIMITS.cidrs)
   @IsCidr({ each: true })
   allowedCidrs?: string[];
 
   @ApiPropertyOptional({ default: true })
-  @IsOptional()
+  @OptionalNotNull()
   @IsBoolean()
   abuseDetection?: boolean;
 
@@ -103,6 +109,7 @@ class AccountFieldsDto {
   @IsOptional()
   @IsString()
   @MaxLength(LIMITS.text)
+  @IsStorableText()
   reason?: string;
 }
 
@@ -119,11 +126,13 @@ export class CreateServiceAccountDto extends AccountFieldsDto {
   @ApiProperty({ example: 'support-ops' })
   @IsString()
   @Length(1, LIMITS.owner)
+  @IsStorableText()
   businessOwner!: string;
 
   @ApiProperty({ example: 'ai-platform' })
   @IsString()
   @Length(1, LIMITS.owner)
+  @IsStorableText()
   technicalOwner!: string;
 
   @ApiPropertyOptional({ type: [String], example: ['tickets:read'], description: "the account's ceiling" })
@@ -137,29 +146,34 @@ export class CreateServiceAccountDto extends AccountFieldsDto {
 
 export class UpdateServiceAccountDto extends AccountFieldsDto {
   @ApiPropertyOptional({ pattern: ACCOUNT_NAME.source })
-  @IsOptional()
+  @OptionalNotNull()
   @IsString()
   @Matches(ACCOUNT_NAME, { message: 'name must be 3 to 64 of [a-z0-9-]' })
   name?: string;
 
   @ApiPropertyOptional()
-  @IsOptional()
+  @OptionalNotNull()
   @IsString()
   @Length(1, LIMITS.owner)
+  @IsStorableText()
   businessOwner?: string;
 
   @ApiPropertyOptional()
-  @IsOptional()
+  @OptionalNotNull()
   @IsString()
   @Length(1, LIMITS.owner)
+  @IsStorableText()
   technicalOwner?: string;
 
-  @ValidateIf(() => true)
+  // Only when sent: `ValidateIf(() => true)` ran Never on every PATCH, so each one answered 400.
+  @ValidateIf((_body: object, value: unknown) => value !== undefined)
   @Never("environment cannot be changed: an account's environment is fixed at birth")
   environment?: never;
 
-  @ValidateIf(() => true)
-  @Never('allowedScopes is changed through POST and DELETE .../scopes, so that each grant is its own recorded decision')
+  @ValidateIf((_body: object, value: unknown) => value !== undefined)
+  @Never(
+    'allowedScopes is changed through POST and DELETE .../scopes, so that each grant is its own recorded decision',
+  )
   allowedScopes?: never;
 }
 
@@ -168,6 +182,7 @@ export class ReasonDto {
   @IsOptional()
   @IsString()
   @MaxLength(LIMITS.text)
+  @IsStorableText()
   reason?: string;
 }
 
@@ -196,12 +211,14 @@ export class ListServiceAccountsQuery {
   @IsOptional()
   @IsString()
   @Length(1, LIMITS.owner)
+  @IsStorableText()
   owner?: string;
 
   @ApiPropertyOptional({ description: 'text in name, description or intended scope' })
   @IsOptional()
   @IsString()
   @Length(1, 200)
+  @IsStorableText()
   q?: string;
 
   @ApiPropertyOptional({ minimum: 1, maximum: 200, default: 50 })

@@ -1,4 +1,17 @@
-import { Body, Controller, Delete, Get, Headers, HttpCode, Inject, Param, Patch, Post, Query, Res } from '@nestjs/common';
+import {
+  Body,
+  Controller,
+  Delete,
+  Get,
+  Headers,
+  HttpCode,
+  Inject,
+  Param,
+  Patch,
+  Post,
+  Query,
+  Res,
+} from '@nestjs/common';
 import { CommandBus } from '@nestjs/cqrs';
 import { ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
@@ -42,14 +55,19 @@ export class ServiceAccountsController {
     @Res({ passthrough: true }) res: Response,
   ): Promise<ServiceAccountView> {
     const { reason, ...input } = body;
-    const id = await this.commands.execute<CreateServiceAccount, string>(new CreateServiceAccount(ctx, { ...input, reason }));
+    const id = await this.commands.execute<CreateServiceAccount, string>(
+      new CreateServiceAccount(ctx, { ...input, reason }),
+    );
     res.setHeader('Location', `/v1/service-accounts/${id}`);
     return this.answer(ctx, id, res);
   }
 
   @Get()
   @Access({ permission: 'read' })
-  async list(@Ctx() ctx: CommandContext, @Query() query: ListServiceAccountsQuery): Promise<Page<ServiceAccountView>> {
+  async list(
+    @Ctx() ctx: CommandContext,
+    @Query() query: ListServiceAccountsQuery,
+  ): Promise<Page<ServiceAccountView>> {
     const page = await this.reader.list(tenantOf(ctx.caller), { ...query, limit: query.limit ?? 50 });
     return { items: page.items.map(serviceAccountView), nextCursor: page.nextCursor };
   }
@@ -71,7 +89,13 @@ export class ServiceAccountsController {
   ): Promise<ServiceAccountView> {
     const { reason, ...changes } = body;
     await this.commands.execute(
-      new UpdateServiceAccount(ctx, id, changes as UpdateServiceAccount['changes'], reason ?? null, expectedVersionFrom(ifMatch)),
+      new UpdateServiceAccount(
+        ctx,
+        id,
+        changes as UpdateServiceAccount['changes'],
+        reason ?? null,
+        expectedVersionFrom(ifMatch),
+      ),
     );
     return this.answer(ctx, id, res);
   }
@@ -79,20 +103,38 @@ export class ServiceAccountsController {
   @Post(':id/disable')
   @HttpCode(200)
   @Access({ permission: 'manage' })
-  disable(@Ctx() ctx: CommandContext, @Param('id') id: string, @Body() body: ReasonDto, @Headers('if-match') ifMatch: string | undefined, @Res({ passthrough: true }) res: Response) {
+  disable(
+    @Ctx() ctx: CommandContext,
+    @Param('id') id: string,
+    @Body() body: ReasonDto,
+    @Headers('if-match') ifMatch: string | undefined,
+    @Res({ passthrough: true }) res: Response,
+  ) {
     return this.changeStatus(ctx, id, 'disable', body, ifMatch, res);
   }
 
   @Post(':id/enable')
   @HttpCode(200)
   @Access({ permission: 'manage' })
-  enable(@Ctx() ctx: CommandContext, @Param('id') id: string, @Body() body: ReasonDto, @Headers('if-match') ifMatch: string | undefined, @Res({ passthrough: true }) res: Response) {
+  enable(
+    @Ctx() ctx: CommandContext,
+    @Param('id') id: string,
+    @Body() body: ReasonDto,
+    @Headers('if-match') ifMatch: string | undefined,
+    @Res({ passthrough: true }) res: Response,
+  ) {
     return this.changeStatus(ctx, id, 'enable', body, ifMatch, res);
   }
 
   @Delete(':id')
   @Access({ permission: 'manage' })
-  remove(@Ctx() ctx: CommandContext, @Param('id') id: string, @Body() body: ReasonDto, @Headers('if-match') ifMatch: string | undefined, @Res({ passthrough: true }) res: Response) {
+  remove(
+    @Ctx() ctx: CommandContext,
+    @Param('id') id: string,
+    @Body() body: ReasonDto,
+    @Headers('if-match') ifMatch: string | undefined,
+    @Res({ passthrough: true }) res: Response,
+  ) {
     return this.changeStatus(ctx, id, 'delete', body, ifMatch, res);
   }
 
@@ -106,7 +148,9 @@ export class ServiceAccountsController {
     @Headers('if-match') ifMatch: string | undefined,
     @Res({ passthrough: true }) res: Response,
   ): Promise<ServiceAccountView> {
-    await this.commands.execute(new GrantScopes(ctx, id, body.scopes, body.reason ?? null, expectedVersionFrom(ifMatch)));
+    await this.commands.execute(
+      new GrantScopes(ctx, id, body.scopes, body.reason ?? null, expectedVersionFrom(ifMatch)),
+    );
     return this.answer(ctx, id, res);
   }
 
@@ -120,7 +164,9 @@ export class ServiceAccountsController {
     @Headers('if-match') ifMatch: string | undefined,
     @Res({ passthrough: true }) res: Response,
   ): Promise<ServiceAccountView> {
-    await this.commands.execute(new RevokeScope(ctx, id, scope, body.reason ?? null, expectedVersionFrom(ifMatch)));
+    await this.commands.execute(
+      new RevokeScope(ctx, id, scope, body.reason ?? null, expectedVersionFrom(ifMatch)),
+    );
     return this.answer(ctx, id, res);
   }
 
@@ -132,7 +178,9 @@ export class ServiceAccountsController {
     ifMatch: string | undefined,
     res: Response,
   ): Promise<ServiceAccountView> {
-    await this.commands.execute(new ChangeServiceAccountStatus(ctx, id, action, body.reason ?? null, expectedVersionFrom(ifMatch)));
+    await this.commands.execute(
+      new ChangeServiceAccountStatus(ctx, id, action, body.reason ?? null, expectedVersionFrom(ifMatch)),
+    );
     return this.answer(ctx, id, res);
   }
 

@@ -2,7 +2,14 @@ import { Inject, Injectable, type CanActivate, type ExecutionContext } from '@ne
 import { Reflector } from '@nestjs/core';
 import { Forbidden, Unauthenticated } from '@keyward/core';
 import { CONFIG, type KeywardConfig } from '@keyward/config';
-import { callerAllows, isOperatorTokenForm, secretsEqual, sha256Hex, type Caller, type Role } from '@keyward/auth';
+import {
+  callerAllows,
+  isOperatorTokenForm,
+  secretsEqual,
+  sha256Hex,
+  type Caller,
+  type Role,
+} from '@keyward/auth';
 import { OperatorReader } from '@keyward/tenants';
 import type { KeywardRequest } from '../http/request-context';
 import { ACCESS, type AccessRule } from './access.decorator';
@@ -20,15 +27,25 @@ export class AuthGuard implements CanActivate {
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
-    const rule = this.reflector.getAllAndOverride<AccessRule | undefined>(ACCESS, [context.getHandler(), context.getClass()]);
+    const rule = this.reflector.getAllAndOverride<AccessRule | undefined>(ACCESS, [
+      context.getHandler(),
+      context.getClass(),
+    ]);
     if (rule?.public) return true;
     const req = context.switchToHttp().getRequest<KeywardRequest>();
     const caller = await this.authenticate(req.headers.authorization);
     req.caller = caller;
     if (!rule) throw new Forbidden('this route admits no caller');
     const allowed =
-      caller.kind === 'bootstrap' ? rule.bootstrap === true : rule.permission !== undefined && callerAllows(caller, rule.permission);
-    if (!allowed) throw new Forbidden(caller.kind === 'bootstrap' ? 'the bootstrap token may only manage tenants and operators' : 'your role does not allow this');
+      caller.kind === 'bootstrap'
+        ? rule.bootstrap === true
+        : rule.permission !== undefined && callerAllows(caller, rule.permission);
+    if (!allowed)
+      throw new Forbidden(
+        caller.kind === 'bootstrap'
+          ? 'the bootstrap token may only manage tenants and operators'
+          : 'your role does not allow this',
+      );
     return true;
   }
 
@@ -42,7 +59,13 @@ export class AuthGuard implements CanActivate {
     if (isOperatorTokenForm(credential)) {
       const operator = await this.operators.byTokenHash(sha256Hex(credential));
       if (operator) {
-        return { kind: 'operator', id: operator.id, tenantId: operator.tenant_id, name: operator.name, role: operator.role as Role };
+        return {
+          kind: 'operator',
+          id: operator.id,
+          tenantId: operator.tenant_id,
+          name: operator.name,
+          role: operator.role as Role,
+        };
       }
     }
     throw new Unauthenticated('the credential is not valid');

@@ -1,4 +1,5 @@
 import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
+import { isStorableText } from '@keyward/core';
 import { problem, sendProblem } from './problem';
 
 /** API.md: a body over 64 KiB answers 413. */
@@ -14,14 +15,33 @@ export const requireJsonBody: RequestHandler = (req, res, next) => {
   if (hasBody(req) && !req.is(['application/json', 'application/*+json'])) {
     sendProblem(
       res,
-      problem(415, 'UNSUPPORTED_MEDIA_TYPE', `request bodies must be application/json, not ${req.headers['content-type'] ?? 'untyped'}`),
+      problem(
+        415,
+        'UNSUPPORTED_MEDIA_TYPE',
+        `request bodies must be application/json, not ${req.headers['content-type'] ?? 'untyped'}`,
+      ),
     );
     return;
   }
   next();
 };
 
-export const parseJsonBody = express.json({ limit: MAX_BODY_BYTES, type: ['application/json', 'application/*+json'], strict: true });
+/** Its message is the field's name: body-parser strips every other property off a parse error. */
+class UnstorableText extends Error {}
+
+/** Refuses, anywhere in any body, text PostgreSQL could not store; so no route can forget to. */
+function refuseUnstorableText(key: string, value: unknown): unknown {
+  if (!isStorableText(key) || (typeof value === 'string' && !isStorableText(value)))
+    throw new UnstorableText(key);
+  return value;
+}
+
+export const parseJsonBody = express.json({
+  limit: MAX_BODY_BYTES,
+  type: ['application/json', 'application/*+json'],
+  strict: true,
+  reviver: refuseUnstorableText,
+});
 
 /** body-parser's own errors (too large, not JSON, bad charset) as problem JSON instead of HTML. */
 export const bodyParserErrors: ErrorRequestHandler = (error, _req, res, next) => {
@@ -30,6 +50,24 @@ export const bodyParserErrors: ErrorRequestHandler = (error, _req, res, next) =>
     case 'entity.too.large':
       return sendProblem(res, problem(413, 'PAYLOAD_TOO_LARGE', `the body is over ${MAX_BODY_BYTES} bytes`));
     case 'entity.parse.failed':
+      if (error instanceof UnstorableText) {
+        return sendProblem(
+          res,
+          problem(
+            400,
+            'VALIDATION_FAILED',
+            'the body holds text with a NUL character or an unpaired surrogate',
+            {
+              errors: [
+                {
+                  field: error.message || '(body)',
+                  message: 'must be text without NUL characters or unpaired surrogates',
+                },
+              ],
+            },
+          ),
+        );
+      }
       return sendProblem(res, problem(400, 'VALIDATION_FAILED', 'the body is not valid JSON'));
     case 'charset.unsupported':
     case 'encoding.unsupported':

@@ -1,4 +1,10 @@
-import { BOOTSTRAP_TOKEN, bearer, createTenant, startTestApi, type TestApi } from '../../../../test/support/api';
+import {
+  BOOTSTRAP_TOKEN,
+  bearer,
+  createTenant,
+  startTestApi,
+  type TestApi,
+} from '../../../../test/support/api';
 
 /** Behaviour every route shares: problem JSON, body limits, ids, logs, metrics, health and docs. */
 let api: TestApi;
@@ -12,7 +18,10 @@ afterAll(async () => {
   await api.close();
 });
 
-function expectProblem(res: { status: number; headers: Record<string, string>; body: Record<string, unknown> }, code: string) {
+function expectProblem(
+  res: { status: number; headers: Record<string, string>; body: Record<string, unknown> },
+  code: string,
+) {
   expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
   expect(res.body).toMatchObject({ status: res.status, code });
   expect(typeof res.body.type).toBe('string');
@@ -48,7 +57,12 @@ describe('errors', () => {
 
   it('answers a body that is not JSON with 415', async () => {
     for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'application/xml']) {
-      const res = await api.http.post('/v1/service-accounts').set(bearer(admin)).set('Content-Type', type).send('name=x').expect(415);
+      const res = await api.http
+        .post('/v1/service-accounts')
+        .set(bearer(admin))
+        .set('Content-Type', type)
+        .send('name=x')
+        .expect(415);
       expectProblem(res, 'UNSUPPORTED_MEDIA_TYPE');
     }
   });
@@ -63,14 +77,18 @@ describe('errors', () => {
     expectProblem(res, 'VALIDATION_FAILED');
   });
 
-  it.each(['', 'Basic abc', 'Bearer', 'Bearer not-a-token', `Bearer ${BOOTSTRAP_TOKEN}x`, 'Bearer kwop_' + 'A'.repeat(43)])(
-    'answers the credential %j with 401',
-    async (header) => {
-      const req = api.http.get('/v1/service-accounts');
-      const res = await (header ? req.set('Authorization', header) : req).expect(401);
-      expectProblem(res, 'UNAUTHENTICATED');
-    },
-  );
+  it.each([
+    '',
+    'Basic abc',
+    'Bearer',
+    'Bearer not-a-token',
+    `Bearer ${BOOTSTRAP_TOKEN}x`,
+    'Bearer kwop_' + 'A'.repeat(43),
+  ])('answers the credential %j with 401', async (header) => {
+    const req = api.http.get('/v1/service-accounts');
+    const res = await (header ? req.set('Authorization', header) : req).expect(401);
+    expectProblem(res, 'UNAUTHENTICATED');
+  });
 
   it('never answers with a stack trace', async () => {
     const res = await api.http.get('/v1/service-accounts/%E0%A4%A').set(bearer(admin));
@@ -88,7 +106,11 @@ describe('correlation and request ids', () => {
       .send({ name: 'correlated', environment: 'staging', businessOwner: 'ops', technicalOwner: 'platform' })
       .expect(201);
     expect(res.headers['x-correlation-id']).toBe('change-4711');
-    const event = await api.database.db.selectFrom('events').selectAll().where('stream_id', '=', res.body.id).executeTakeFirstOrThrow();
+    const event = await api.database.db
+      .selectFrom('events')
+      .selectAll()
+      .where('stream_id', '=', res.body.id)
+      .executeTakeFirstOrThrow();
     expect(event.metadata).toMatchObject({ correlationId: 'change-4711' });
     expect((event.metadata as { requestId: string }).requestId).toMatch(/^[0-9a-f-]{36}$/);
   });
@@ -101,7 +123,11 @@ describe('correlation and request ids', () => {
   });
 
   it('writes JSON log lines with both ids and without any credential', async () => {
-    await api.http.get('/v1/service-accounts').set(bearer(admin)).set('X-Correlation-Id', 'log-check-1').expect(200);
+    await api.http
+      .get('/v1/service-accounts')
+      .set(bearer(admin))
+      .set('X-Correlation-Id', 'log-check-1')
+      .expect(200);
     const lines = api
       .logs()
       .split('\n')
@@ -128,8 +154,12 @@ describe('operations endpoints', () => {
     await api.http.get('/v1/service-accounts/sa_AAAAAAAAAAAAAAAAAAAA').set(bearer(admin)).expect(404);
     const res = await api.http.get('/metrics').expect(200);
     expect(res.headers['content-type']).toMatch(/^text\/plain/);
-    expect(res.text).toMatch(/keyward_http_requests_total\{method="GET",route="\/v1\/service-accounts\/:id",status="404"\} 1/);
-    expect(res.text).toMatch(/keyward_http_request_duration_seconds_bucket\{le="0.005",method="GET",route="\/v1\/service-accounts\/:id",status="404"\}/);
+    expect(res.text).toMatch(
+      /keyward_http_requests_total\{method="GET",route="\/v1\/service-accounts\/:id",status="404"\} 1/,
+    );
+    expect(res.text).toMatch(
+      /keyward_http_request_duration_seconds_bucket\{le="0.005",method="GET",route="\/v1\/service-accounts\/:id",status="404"\}/,
+    );
     expect(res.text).not.toContain('sa_AAAAAAAAAAAAAAAAAAAA');
   });
 
@@ -137,7 +167,13 @@ describe('operations endpoints', () => {
     const doc = await api.http.get('/openapi.json').expect(200);
     expect(doc.body.openapi).toMatch(/^3\./);
     expect(Object.keys(doc.body.paths)).toEqual(
-      expect.arrayContaining(['/v1/service-accounts', '/v1/service-accounts/{id}', '/v1/service-accounts/{id}/scopes/{scope}', '/v1/tenants', '/v1/operators']),
+      expect.arrayContaining([
+        '/v1/service-accounts',
+        '/v1/service-accounts/{id}',
+        '/v1/service-accounts/{id}/scopes/{scope}',
+        '/v1/tenants',
+        '/v1/operators',
+      ]),
     );
     expect(doc.body.components.schemas.CreateServiceAccountDto.required).toEqual(
       expect.arrayContaining(['name', 'environment', 'businessOwner', 'technicalOwner']),
@@ -151,7 +187,10 @@ describe('a dependency that is down', () => {
   it('answers 503 when PostgreSQL cannot be reached, and readiness says which', async () => {
     const down = await startTestApi({ DATABASE_URL: 'postgres://postgres@127.0.0.1:1/keyward' });
     try {
-      const res = await down.http.get('/v1/service-accounts').set(bearer('kwop_' + 'A'.repeat(43))).expect(503);
+      const res = await down.http
+        .get('/v1/service-accounts')
+        .set(bearer('kwop_' + 'A'.repeat(43)))
+        .expect(503);
       expectProblem(res, 'UNAVAILABLE');
       expect(res.headers['retry-after']).toBeDefined();
       const ready = await down.http.get('/health/ready').expect(503);

@@ -25,7 +25,12 @@ export function assignCorrelationId(req: IncomingMessage, res: ServerResponse): 
 
 export function commandContextOf(req: KeywardRequest): CommandContext {
   if (!req.caller) throw new Error('no caller on an authenticated route');
-  return { caller: req.caller, correlationId: req.correlationId, requestId: req.id, sourceIp: req.ip ?? null };
+  return {
+    caller: req.caller,
+    correlationId: req.correlationId,
+    requestId: req.id,
+    sourceIp: req.ip ?? null,
+  };
 }
 
 /** The command context of this request: `@Ctx() ctx: CommandContext`. */

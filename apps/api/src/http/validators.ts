@@ -1,5 +1,6 @@
 import { ValidateBy, type ValidationOptions } from 'class-validator';
 import { cidrError } from '@keyward/accounts';
+import { isStorableText } from '@keyward/core';
 
 /** An IPv4 or IPv6 CIDR, by the same rule the aggregate applies. */
 export function IsCidr(options?: ValidationOptions): PropertyDecorator {
@@ -18,4 +19,18 @@ export function IsCidr(options?: ValidationOptions): PropertyDecorator {
 /** A field that may be named in no request, with the reason why. */
 export function Never(reason: string): PropertyDecorator {
   return ValidateBy({ name: 'never', validator: { validate: () => false, defaultMessage: () => reason } });
+}
+
+/** Text PostgreSQL can store (see isStorableText); a 400 here instead of a 500 from the store. */
+export function IsStorableText(options?: ValidationOptions): PropertyDecorator {
+  return ValidateBy(
+    {
+      name: 'isStorableText',
+      validator: {
+        validate: (value: unknown) => typeof value !== 'string' || isStorableText(value),
+        defaultMessage: () => '$property must be text without NUL characters or unpaired surrogates',
+      },
+    },
+    options,
+  );
 }

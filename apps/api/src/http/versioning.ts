@@ -7,11 +7,14 @@ import { ValidationFailed } from '@keyward/core';
  */
 export function expectedVersionFrom(header: string | undefined): number | undefined {
   if (header === undefined || header.trim() === '*') return undefined;
-  const match = /^\s*(?:W\/)?"?(\d{1,9})"?\s*$/.exec(header);
+  // Quotes must be balanced: `"3"`, `W/"3"` or a bare `3`, never `"3` or `3"`.
+  const match = /^\s*(?:(?:W\/)?"(\d{1,9})"|(\d{1,9}))\s*$/.exec(header);
   if (!match) {
-    throw new ValidationFailed('If-Match is not a version', [{ field: 'If-Match', message: 'must be a version such as "3"' }]);
+    throw new ValidationFailed('If-Match is not a version', [
+      { field: 'If-Match', message: 'must be a version such as "3"' },
+    ]);
   }
-  return Number(match[1]);
+  return Number(match[1] ?? match[2]);
 }
 
 export function setVersion(res: Response, version: number): void {

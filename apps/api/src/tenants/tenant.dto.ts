@@ -17,7 +17,9 @@ export class CreateTenantDto {
 }
 
 export class CreateOperatorDto {
-  @ApiPropertyOptional({ description: "required with the bootstrap token; otherwise the caller's own tenant" })
+  @ApiPropertyOptional({
+    description: "required with the bootstrap token; otherwise the caller's own tenant",
+  })
   @IsOptional()
   @IsString()
   @Matches(TENANT_ID, { message: 'tenantId is not a tenant id' })

@@ -4,7 +4,13 @@ import { ApiTags } from '@nestjs/swagger';
 import type { CommandContext } from '@keyward/auth';
 import { NotFound, ValidationFailed, type Page } from '@keyward/core';
 import type { OperatorRow } from '@keyward/db';
-import { CreateOperator, CreateTenant, DeleteOperator, OperatorReader, type CreatedOperator } from '@keyward/tenants';
+import {
+  CreateOperator,
+  CreateTenant,
+  DeleteOperator,
+  OperatorReader,
+  type CreatedOperator,
+} from '@keyward/tenants';
 import { Access } from '../auth/access.decorator';
 import { Ctx } from '../http/request-context';
 import { ReasonDto } from '../accounts/service-account.dto';
@@ -60,23 +66,35 @@ export class TenantsController {
 
   @Post('operators')
   @Access({ bootstrap: true, permission: 'manage' })
-  async createOperator(@Ctx() ctx: CommandContext, @Body() body: CreateOperatorDto): Promise<OperatorView & { token: string }> {
+  async createOperator(
+    @Ctx() ctx: CommandContext,
+    @Body() body: CreateOperatorDto,
+  ): Promise<OperatorView & { token: string }> {
     const own = reachableTenant(ctx);
     const tenantId = own ?? body.tenantId;
     if (tenantId === undefined) {
-      throw new ValidationFailed('the bootstrap token must name the tenant', [{ field: 'tenantId', message: 'is required' }]);
+      throw new ValidationFailed('the bootstrap token must name the tenant', [
+        { field: 'tenantId', message: 'is required' },
+      ]);
     }
-    if (own !== undefined && body.tenantId !== undefined && body.tenantId !== own) throw new NotFound(`no tenant ${body.tenantId}`);
-    const created = await this.commands.execute<CreateOperator, CreatedOperator>(new CreateOperator(ctx, tenantId, body.name, body.role));
+    if (own !== undefined && body.tenantId !== undefined && body.tenantId !== own)
+      throw new NotFound(`no tenant ${body.tenantId}`);
+    const created = await this.commands.execute<CreateOperator, CreatedOperator>(
+      new CreateOperator(ctx, tenantId, body.name, body.role),
+    );
     const row = (await this.reader.get(tenantId, created.id))!;
     return { ...operatorView(row), token: created.token };
   }
 
   @Get('operators')
   @Access({ bootstrap: true, permission: 'read' })
-  async listOperators(@Ctx() ctx: CommandContext, @Query() query: ListOperatorsQuery): Promise<Page<OperatorView>> {
+  async listOperators(
+    @Ctx() ctx: CommandContext,
+    @Query() query: ListOperatorsQuery,
+  ): Promise<Page<OperatorView>> {
     const own = reachableTenant(ctx);
-    if (own !== undefined && query.tenantId !== undefined && query.tenantId !== own) return { items: [], nextCursor: null };
+    if (own !== undefined && query.tenantId !== undefined && query.tenantId !== own)
+      return { items: [], nextCursor: null };
     const page = await this.reader.list(own ?? query.tenantId, query.limit ?? 50, query.cursor);
     return { items: page.items.map(operatorView), nextCursor: page.nextCursor };
   }
@@ -91,7 +109,11 @@ export class TenantsController {
 
   @Delete('operators/:id')
   @Access({ bootstrap: true, permission: 'manage' })
-  async deleteOperator(@Ctx() ctx: CommandContext, @Param('id') id: string, @Body() body: ReasonDto): Promise<OperatorView> {
+  async deleteOperator(
+    @Ctx() ctx: CommandContext,
+    @Param('id') id: string,
+    @Body() body: ReasonDto,
+  ): Promise<OperatorView> {
     const tenantId = reachableTenant(ctx);
     await this.commands.execute(new DeleteOperator(ctx, tenantId, id, body.reason ?? null));
     return operatorView((await this.reader.get(tenantId, id))!);

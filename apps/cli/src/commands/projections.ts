@@ -1,0 +1,47 @@
+import { Argument, type Command } from 'commander';
+import { loadConfig } from '@keyward/config';
+import { createDb } from '@keyward/db';
+import { inlineProjections, rebuildProjection } from '@keyward/projections';
+import { outputFor, table } from '../output';
+
+/**
+ * `projections rebuild [name]`: replays every event through one inline projection (or all), each in
+ * its own transaction, while the API keeps serving. PostgreSQL only.
+ */
+export function registerProjections(program: Command): void {
+  const projections = program.command('projections').description('inline read models');
+
+  projections
+    .command('rebuild')
+    .description('rebuild a read model (or all of them) from the events')
+    .addArgument(
+      new Argument('[name]', 'projection to rebuild; all when omitted').choices(
+        inlineProjections.map((p) => p.name),
+      ),
+    )
+    .action(async (name: string | undefined, _options: unknown, command: Command) => {
+      const out = outputFor(command);
+      const selected = inlineProjections.filter((p) => name === undefined || p.name === name);
+      const config = loadConfig();
+      const db = createDb(config.databaseUrl, { max: 1, applicationName: 'keyward-cli' });
+      const results: { projection: string; events: number; ms: number }[] = [];
+      try {
+        for (const projection of selected) {
+          out.note(`rebuilding ${projection.name} (${projection.tables.join(', ')})`);
+          const started = Date.now();
+          const result = await rebuildProjection(db, projection, (events) =>
+            out.note(`  ${projection.name}: ${events} events replayed`),
+          );
+          results.push({ ...result, ms: Date.now() - started });
+        }
+      } finally {
+        await db.destroy();
+      }
+      out.result({ projections: results }, () =>
+        table(
+          ['PROJECTION', 'EVENTS', 'MS'],
+          results.map((r) => [r.projection, String(r.events), String(r.ms)]),
+        ),
+      );
+    });
+}

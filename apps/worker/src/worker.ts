@@ -1,0 +1,67 @@
+import { Worker, type Processor } from 'bullmq';
+import type Redis from 'ioredis';
+import type { Logger } from 'pino';
+import type { KeywardConfig } from '@keyward/config';
+import { createDb, type Db } from '@keyward/db';
+import { QUEUES } from '@keyward/jobs';
+import { closeRedis, workerConnection } from '@keyward/redis';
+import { projectionsProcessor } from './processors/projections.processor';
+
+export interface KeywardWorker {
+  workers: Worker[];
+  db: Db;
+  /** Lets running jobs finish, then closes every connection (SIGTERM). */
+  close(): Promise<void>;
+}
+
+/** BullMQ loses jobs when Redis may evict keys; say so at start rather than after a lost job. */
+export async function checkEvictionPolicy(redis: Redis, logger: Logger): Promise<string | undefined> {
+  try {
+    const [, policy] = (await redis.config('GET', 'maxmemory-policy')) as [string, string];
+    if (policy !== 'noeviction') {
+      logger.warn(
+        { policy },
+        'Redis maxmemory-policy is not noeviction: BullMQ jobs can be lost under memory pressure',
+      );
+    }
+    return policy;
+  } catch (error) {
+    // Managed Redis often forbids CONFIG; that is not a reason to refuse to start.
+    logger.warn({ err: error }, 'could not read Redis maxmemory-policy; make sure it is noeviction');
+    return undefined;
+  }
+}
+
+/** Starts one BullMQ worker per queue; processors stay thin and call into libs. */
+export async function startWorker(config: KeywardConfig, logger: Logger): Promise<KeywardWorker> {
+  const db = createDb(config.databaseUrl, { applicationName: 'keyward-worker', max: 5 });
+  const connection = workerConnection(config.redisUrl);
+  await checkEvictionPolicy(connection, logger);
+
+  const processors: [string, Processor][] = [[QUEUES.projections, projectionsProcessor(db)]];
+  const workers = processors.map(([queue, processor]) => {
+    const worker = new Worker(queue, processor, { connection, prefix: config.redisPrefix, concurrency: 1 });
+    worker.on('completed', (job) =>
+      logger.info({ queue, jobId: job.id, name: job.name, result: job.returnvalue }, 'job completed'),
+    );
+    worker.on('failed', (job, error) =>
+      logger.error(
+        { queue, jobId: job?.id, name: job?.name, attempts: job?.attemptsMade, err: error },
+        'job failed',
+      ),
+    );
+    worker.on('error', (error) => logger.error({ queue, err: error }, 'worker error'));
+    return worker;
+  });
+  logger.info({ queues: processors.map(([q]) => q) }, 'worker started');
+
+  return {
+    workers,
+    db,
+    close: async () => {
+      await Promise.all(workers.map((w) => w.close()));
+      await db.destroy();
+      await closeRedis(connection);
+    },
+  };
+}
