@@ -79,3 +79,23 @@ export async function createTenant(api: TestApi, tenantId: string): Promise<Tena
 export function bearer(token: string): { Authorization: string } {
   return { Authorization: `Bearer ${token}` };
 }
+
+const checkedLines = new WeakMap<TestApi, number>();
+
+/**
+ * Requests that answered 5xx since the last call, as "METHOD url status", read from the app's own
+ * request log. A suite calls it after each test: no request, however bad, may be a server error.
+ */
+export function newServerErrors(api: TestApi): string[] {
+  const lines = api.logs().split('\n').filter(Boolean);
+  const fresh = lines.slice(checkedLines.get(api) ?? 0);
+  checkedLines.set(api, lines.length);
+  return fresh.flatMap((line) => {
+    const entry = JSON.parse(line) as {
+      res?: { statusCode?: number };
+      req?: { method?: string; url?: string };
+    };
+    const status = entry.res?.statusCode ?? 0;
+    return status >= 500 ? [`${entry.req?.method} ${entry.req?.url} ${status}`] : [];
+  });
+}

@@ -7,11 +7,9 @@ import {
   cidrError,
   normalizedSet,
   scopeError,
-  type Environment,
 } from './rules';
 import type {
   RotationPolicy,
-  SecretDelivery,
   ServiceAccountChanges,
   ServiceAccountCreatedV1,
   ServiceAccountEvent,
@@ -25,21 +23,8 @@ import type {
  */
 export type ServiceAccountStatus = 'active' | 'disabled' | 'deleted';
 
-export interface ServiceAccount {
-  id: string;
-  tenantId: string;
-  name: string;
-  environment: Environment;
-  description: string | null;
-  intendedScope: string | null;
-  businessOwner: string;
-  technicalOwner: string;
-  allowedScopes: string[];
-  boundaries: string[];
-  allowedCidrs: string[];
-  abuseDetection: boolean;
-  rotationPolicy: RotationPolicy | null;
-  secretDelivery: SecretDelivery | null;
+/** The state: everything the account was created with, as changed since, and its lifecycle. */
+export interface ServiceAccount extends ServiceAccountCreatedV1 {
   status: ServiceAccountStatus;
   createdAt: Date;
   updatedAt: Date;

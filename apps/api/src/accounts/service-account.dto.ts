@@ -21,6 +21,7 @@ import {
 } from 'class-validator';
 import { ACCOUNT_NAME, BOUNDARY, ENVIRONMENTS, LIMITS, SCOPE, type Environment } from '@keyward/accounts';
 import { IsCidr, IsStorableText, Never } from '../http/validators';
+import { PageQuery } from '../http/page.query';
 
 const SCOPE_MESSAGE = 'each scope must be product:action or product:* of [a-z0-9._-]';
 const BOUNDARY_MESSAGE =
@@ -196,7 +197,7 @@ export class GrantScopesDto extends ReasonDto {
   scopes!: string[];
 }
 
-export class ListServiceAccountsQuery {
+export class ListServiceAccountsQuery extends PageQuery {
   @ApiPropertyOptional({ enum: ENVIRONMENTS })
   @IsOptional()
   @IsIn(ENVIRONMENTS)
@@ -220,18 +221,4 @@ export class ListServiceAccountsQuery {
   @Length(1, 200)
   @IsStorableText()
   q?: string;
-
-  @ApiPropertyOptional({ minimum: 1, maximum: 200, default: 50 })
-  @IsOptional()
-  @Type(() => Number)
-  @IsInt()
-  @Min(1)
-  @Max(200)
-  limit?: number;
-
-  @ApiPropertyOptional()
-  @IsOptional()
-  @IsString()
-  @MaxLength(512)
-  cursor?: string;
 }

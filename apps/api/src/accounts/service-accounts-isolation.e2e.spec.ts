@@ -4,6 +4,7 @@ import {
   bearer,
   createTenant,
   startTestApi,
+  newServerErrors,
   type TestApi,
 } from '../../../../test/support/api';
 
@@ -14,7 +15,6 @@ import {
  */
 
 let api: TestApi;
-let checkedLogLines = 0;
 
 beforeAll(async () => {
   api = await startTestApi();
@@ -23,26 +23,7 @@ afterAll(async () => {
   await api?.close();
 });
 
-/** No request of the test just run answered 5xx (pino-http logs every answer's status). */
-afterEach(() => {
-  const lines = api.logs().split('\n').filter(Boolean);
-  const fresh = lines.slice(checkedLogLines);
-  checkedLogLines = lines.length;
-  const failures = fresh.flatMap((line) => {
-    try {
-      const entry = JSON.parse(line) as {
-        res?: { statusCode?: number };
-        req?: { method?: string; url?: string };
-      };
-      return (entry.res?.statusCode ?? 0) >= 500
-        ? [`${entry.req?.method} ${entry.req?.url} ${entry.res?.statusCode}`]
-        : [];
-    } catch {
-      return [];
-    }
-  });
-  expect(failures).toEqual([]);
-});
+afterEach(() => expect(newServerErrors(api)).toEqual([]));
 
 type Headers = Record<string, string>;
 type Method = 'get' | 'post' | 'patch' | 'delete';

@@ -1,5 +1,11 @@
 import type { Response } from 'supertest';
-import { bearer, createTenant, startTestApi, type TestApi } from '../../../../test/support/api';
+import {
+  bearer,
+  createTenant,
+  startTestApi,
+  type TestApi,
+  newServerErrors,
+} from '../../../../test/support/api';
 
 /**
  * API.md "Errors": bad input to the service-account routes answers 400 VALIDATION_FAILED problem
@@ -7,7 +13,6 @@ import { bearer, createTenant, startTestApi, type TestApi } from '../../../../te
  */
 
 let api: TestApi;
-let checkedLogLines = 0;
 
 beforeAll(async () => {
   api = await startTestApi();
@@ -16,26 +21,7 @@ afterAll(async () => {
   await api?.close();
 });
 
-/** No request of the test just run answered 5xx (pino-http logs every answer's status). */
-afterEach(() => {
-  const lines = api.logs().split('\n').filter(Boolean);
-  const fresh = lines.slice(checkedLogLines);
-  checkedLogLines = lines.length;
-  const failures = fresh.flatMap((line) => {
-    try {
-      const entry = JSON.parse(line) as {
-        res?: { statusCode?: number };
-        req?: { method?: string; url?: string };
-      };
-      return (entry.res?.statusCode ?? 0) >= 500
-        ? [`${entry.req?.method} ${entry.req?.url} ${entry.res?.statusCode}`]
-        : [];
-    } catch {
-      return [];
-    }
-  });
-  expect(failures).toEqual([]);
-});
+afterEach(() => expect(newServerErrors(api)).toEqual([]));
 
 type Headers = Record<string, string>;
 

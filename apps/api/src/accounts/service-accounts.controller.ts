@@ -27,6 +27,7 @@ import {
 import { tenantOf, type CommandContext } from '@keyward/auth';
 import { NotFound, type Page } from '@keyward/core';
 import { Access } from '../auth/access.decorator';
+import { DEFAULT_PAGE_SIZE } from '../http/page.query';
 import { Ctx } from '../http/request-context';
 import { expectedVersionFrom, setVersion } from '../http/versioning';
 import {
@@ -68,7 +69,10 @@ export class ServiceAccountsController {
     @Ctx() ctx: CommandContext,
     @Query() query: ListServiceAccountsQuery,
   ): Promise<Page<ServiceAccountView>> {
-    const page = await this.reader.list(tenantOf(ctx.caller), { ...query, limit: query.limit ?? 50 });
+    const page = await this.reader.list(tenantOf(ctx.caller), {
+      ...query,
+      limit: query.limit ?? DEFAULT_PAGE_SIZE,
+    });
     return { items: page.items.map(serviceAccountView), nextCursor: page.nextCursor };
   }
 

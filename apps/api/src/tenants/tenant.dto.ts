@@ -1,8 +1,8 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { Type } from 'class-transformer';
-import { IsIn, IsInt, IsOptional, IsString, Length, Matches, Max, MaxLength, Min } from 'class-validator';
+import { IsIn, IsOptional, IsString, Length, Matches } from 'class-validator';
 import { ROLES, type Role } from '@keyward/auth';
 import { TENANT_ID } from '@keyward/tenants';
+import { PageQuery } from '../http/page.query';
 
 export class CreateTenantDto {
   @ApiProperty({ example: 'acme', pattern: TENANT_ID.source })
@@ -35,24 +35,10 @@ export class CreateOperatorDto {
   role!: Role;
 }
 
-export class ListOperatorsQuery {
+export class ListOperatorsQuery extends PageQuery {
   @ApiPropertyOptional({ description: 'bootstrap token only: one tenant' })
   @IsOptional()
   @IsString()
   @Matches(TENANT_ID)
   tenantId?: string;
-
-  @ApiPropertyOptional({ minimum: 1, maximum: 200, default: 50 })
-  @IsOptional()
-  @Type(() => Number)
-  @IsInt()
-  @Min(1)
-  @Max(200)
-  limit?: number;
-
-  @ApiPropertyOptional()
-  @IsOptional()
-  @IsString()
-  @MaxLength(512)
-  cursor?: string;
 }

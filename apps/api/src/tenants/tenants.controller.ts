@@ -12,6 +12,7 @@ import {
   type CreatedOperator,
 } from '@keyward/tenants';
 import { Access } from '../auth/access.decorator';
+import { DEFAULT_PAGE_SIZE } from '../http/page.query';
 import { Ctx } from '../http/request-context';
 import { ReasonDto } from '../accounts/service-account.dto';
 import { CreateOperatorDto, CreateTenantDto, ListOperatorsQuery } from './tenant.dto';
@@ -95,7 +96,11 @@ export class TenantsController {
     const own = reachableTenant(ctx);
     if (own !== undefined && query.tenantId !== undefined && query.tenantId !== own)
       return { items: [], nextCursor: null };
-    const page = await this.reader.list(own ?? query.tenantId, query.limit ?? 50, query.cursor);
+    const page = await this.reader.list(
+      own ?? query.tenantId,
+      query.limit ?? DEFAULT_PAGE_SIZE,
+      query.cursor,
+    );
     return { items: page.items.map(operatorView), nextCursor: page.nextCursor };
   }
 
