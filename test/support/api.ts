@@ -1,6 +1,6 @@
 import { PassThrough } from 'node:stream';
 import type { INestApplication } from '@nestjs/common';
-import request from 'supertest';
+import request, { type Response } from 'supertest';
 import { ManualClock } from '@keyward/core';
 import { loadConfig, type KeywardConfig } from '@keyward/config';
 import { createApi } from '../../apps/api/src/app';
@@ -98,4 +98,28 @@ export function newServerErrors(api: TestApi): string[] {
     const status = entry.res?.statusCode ?? 0;
     return status >= 500 ? [`${entry.req?.method} ${entry.req?.url} ${status}`] : [];
   });
+}
+
+/** How many events are stored: a request that must change nothing leaves it as it was. */
+export async function eventCount(api: TestApi): Promise<number> {
+  const row = await api.database.db
+    .selectFrom('events')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
+/** An RFC 9457 problem of API.md's shape, with this status and code. */
+export function expectProblem(res: Response, status: number, code: string): void {
+  expect(res.status).toBe(status);
+  expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+  expect(res.body).toEqual(
+    expect.objectContaining({
+      type: expect.any(String),
+      title: expect.any(String),
+      status,
+      code,
+      detail: expect.any(String),
+    }),
+  );
 }

@@ -1,4 +1,3 @@
-import type { Response } from 'supertest';
 import {
   BOOTSTRAP_TOKEN,
   bearer,
@@ -6,6 +5,8 @@ import {
   startTestApi,
   newServerErrors,
   type TestApi,
+  eventCount,
+  expectProblem,
 } from '../../../../test/support/api';
 
 /**
@@ -36,20 +37,6 @@ interface Account {
   [field: string]: unknown;
 }
 
-function expectProblem(res: Response, status: number, code: string): void {
-  expect(res.status).toBe(status);
-  expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
-  expect(res.body).toEqual(
-    expect.objectContaining({
-      type: expect.any(String),
-      title: expect.any(String),
-      status,
-      code,
-      detail: expect.any(String),
-    }),
-  );
-}
-
 async function createAccount(auth: Headers, overrides: Record<string, unknown> = {}): Promise<Account> {
   const res = await api.http
     .post('/v1/service-accounts')
@@ -69,14 +56,6 @@ async function createAccount(auth: Headers, overrides: Record<string, unknown> =
 
 async function getAccount(auth: Headers, id: string): Promise<Account> {
   return (await api.http.get(`/v1/service-accounts/${id}`).set(auth).expect(200)).body as Account;
-}
-
-async function eventCount(): Promise<number> {
-  const row = await api.database.db
-    .selectFrom('events')
-    .select((eb) => eb.fn.countAll<string>().as('n'))
-    .executeTakeFirstOrThrow();
-  return Number(row.n);
 }
 
 async function streamLength(id: string): Promise<number> {
@@ -123,7 +102,7 @@ describe("tenant isolation: another tenant's account is 404 on every route, and 
         await api.http.post(`/v1/service-accounts/${created.id}/disable`).set(aAuth).send({}).expect(200)
       ).body as Account;
     }
-    const events = await eventCount();
+    const events = await eventCount(api);
 
     let request = api.http[method](path(account.id)).set(bAuth);
     const res = body === undefined ? await request : await request.send(body);
@@ -137,7 +116,7 @@ describe("tenant isolation: another tenant's account is 404 on every route, and 
     expect({ ...res.body, detail: undefined }).toEqual({ ...control.body, detail: undefined });
     expect(res.body.detail).toBe(control.body.detail.replace(missing, account.id));
 
-    expect(await eventCount()).toBe(events);
+    expect(await eventCount(api)).toBe(events);
     expect(await getAccount(aAuth, account.id)).toEqual(account);
   });
 
@@ -238,13 +217,13 @@ describe('roles', () => {
       expect(got.body).toEqual(account);
       expect(got.headers.etag).toBe('"1"');
 
-      const events = await eventCount();
+      const events = await eventCount(api);
       for (const [label, method, path, body] of changes) {
         const res = await api.http[method](path(account.id)).set(auth).send(body);
         expect([label, res.status]).toEqual([label, 403]);
         expectProblem(res, 403, 'FORBIDDEN');
       }
-      expect(await eventCount()).toBe(events);
+      expect(await eventCount(api)).toBe(events);
       expect(await getAccount(admin, account.id)).toEqual(account);
       const all = await api.http.get('/v1/service-accounts').set(admin).expect(200);
       expect(all.body.items).toHaveLength(1);
@@ -255,7 +234,7 @@ describe('roles', () => {
     const t = await createTenant(api, 'roles-verifier');
     const account = await createAccount(bearer(t.admin));
     const auth = bearer(await t.token('verifier'));
-    const events = await eventCount();
+    const events = await eventCount(api);
     for (const [label, path] of reads) {
       const res = await api.http.get(path(account.id)).set(auth);
       expect([label, res.status]).toEqual([label, 403]);
@@ -266,14 +245,14 @@ describe('roles', () => {
       expect([label, res.status]).toEqual([label, 403]);
       expectProblem(res, 403, 'FORBIDDEN');
     }
-    expect(await eventCount()).toBe(events);
+    expect(await eventCount(api)).toBe(events);
   });
 
   it('answers 403 to the bootstrap token on every service-account route', async () => {
     const t = await createTenant(api, 'roles-bootstrap');
     const account = await createAccount(bearer(t.admin));
     const auth = bearer(BOOTSTRAP_TOKEN);
-    const events = await eventCount();
+    const events = await eventCount(api);
     for (const [label, path] of reads) {
       const res = await api.http.get(path(account.id)).set(auth);
       expect([label, res.status]).toEqual([label, 403]);
@@ -284,7 +263,7 @@ describe('roles', () => {
       expect([label, res.status]).toEqual([label, 403]);
       expectProblem(res, 403, 'FORBIDDEN');
     }
-    expect(await eventCount()).toBe(events);
+    expect(await eventCount(api)).toBe(events);
     expect(await getAccount(bearer(t.admin), account.id)).toEqual(account);
   });
 
@@ -328,14 +307,14 @@ describe('credentials', () => {
   ])('answers 401 UNAUTHENTICATED to %s on every route', async (label, auth) => {
     const t = await createTenant(api, `cred-${label.toLowerCase().replace(/[^a-z]+/g, '-')}`);
     const account = await createAccount(bearer(t.admin));
-    const events = await eventCount();
+    const events = await eventCount(api);
     for (const [route, method, path, body] of everyRoute(account.id)) {
       const request = api.http[method](path).set(auth);
       const res = body === undefined ? await request : await request.send(body);
       expect([route, res.status]).toEqual([route, 401]);
       expectProblem(res, 401, 'UNAUTHENTICATED');
     }
-    expect(await eventCount()).toBe(events);
+    expect(await eventCount(api)).toBe(events);
   });
 
   it("answers 401 to a deleted operator's token, which worked before", async () => {
@@ -356,14 +335,14 @@ describe('credentials', () => {
       .send({ reason: 'left the company' })
       .expect(200);
 
-    const events = await eventCount();
+    const events = await eventCount(api);
     for (const [route, method, path, body] of everyRoute(account.id)) {
       const request = api.http[method](path).set(leaving);
       const res = body === undefined ? await request : await request.send(body);
       expect([route, res.status]).toEqual([route, 401]);
       expectProblem(res, 401, 'UNAUTHENTICATED');
     }
-    expect(await eventCount()).toBe(events);
+    expect(await eventCount(api)).toBe(events);
     // The account the operator made stays, and the remaining admin still reaches it.
     expect(await getAccount(admin, account.id)).toEqual(account);
     expect(await streamLength(account.id)).toBe(1);

@@ -5,6 +5,8 @@ import {
   startTestApi,
   type TestApi,
   newServerErrors,
+  eventCount,
+  expectProblem,
 } from '../../../../test/support/api';
 
 /**
@@ -56,34 +58,12 @@ async function createAccount(auth: Headers, overrides: Record<string, unknown> =
   return res.body as Record<string, unknown> & { id: string; version: number };
 }
 
-async function eventCount(): Promise<number> {
-  const row = await api.database.db
-    .selectFrom('events')
-    .select((eb) => eb.fn.countAll<string>().as('n'))
-    .executeTakeFirstOrThrow();
-  return Number(row.n);
-}
-
 async function accountCount(): Promise<number> {
   const row = await api.database.db
     .selectFrom('service_accounts')
     .select((eb) => eb.fn.countAll<string>().as('n'))
     .executeTakeFirstOrThrow();
   return Number(row.n);
-}
-
-function expectProblem(res: Response, status: number, code: string): void {
-  expect(res.status).toBe(status);
-  expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
-  expect(res.body).toEqual(
-    expect.objectContaining({
-      type: expect.any(String),
-      title: expect.any(String),
-      status,
-      code,
-      detail: expect.any(String),
-    }),
-  );
 }
 
 /** 400 VALIDATION_FAILED with an entry for `field` in `errors`. */
@@ -233,11 +213,11 @@ describe('POST /v1/service-accounts refuses bad bodies with 400 and writes nothi
     ['a lone low surrogate in the intendedScope', validBody({ intendedScope: '\udc00' }), 'intendedScope'],
   ])('refuses %s', async (_label, body, field) => {
     const auth = await freshTenant();
-    const events = await eventCount();
+    const events = await eventCount(api);
     const accounts = await accountCount();
     const res = await api.http.post('/v1/service-accounts').set(auth).send(body);
     expectInvalid(res, field);
-    expect(await eventCount()).toBe(events);
+    expect(await eventCount(api)).toBe(events);
     expect(await accountCount()).toBe(accounts);
   });
 
@@ -251,14 +231,14 @@ describe('POST /v1/service-accounts refuses bad bodies with 400 and writes nothi
 
   it('refuses malformed JSON with 400 problem JSON', async () => {
     const auth = await freshTenant();
-    const events = await eventCount();
+    const events = await eventCount(api);
     const res = await api.http
       .post('/v1/service-accounts')
       .set(auth)
       .set('Content-Type', 'application/json')
       .send('{"name": "broken", "environment": ');
     expectProblem(res, 400, 'VALIDATION_FAILED');
-    expect(await eventCount()).toBe(events);
+    expect(await eventCount(api)).toBe(events);
   });
 
   it('refuses a JSON array body', async () => {
@@ -269,25 +249,25 @@ describe('POST /v1/service-accounts refuses bad bodies with 400 and writes nothi
 
   it('refuses a body that is not JSON with 415', async () => {
     const auth = await freshTenant();
-    const events = await eventCount();
+    const events = await eventCount(api);
     const res = await api.http
       .post('/v1/service-accounts')
       .set(auth)
       .set('Content-Type', 'text/plain')
       .send('name=text-account');
     expectProblem(res, 415, 'UNSUPPORTED_MEDIA_TYPE');
-    expect(await eventCount()).toBe(events);
+    expect(await eventCount(api)).toBe(events);
   });
 
   it('refuses a body over 64 KiB with 413', async () => {
     const auth = await freshTenant();
-    const events = await eventCount();
+    const events = await eventCount(api);
     const res = await api.http
       .post('/v1/service-accounts')
       .set(auth)
       .send(validBody({ description: 'x'.repeat(70 * 1024) }));
     expectProblem(res, 413, 'PAYLOAD_TOO_LARGE');
-    expect(await eventCount()).toBe(events);
+    expect(await eventCount(api)).toBe(events);
   });
 });
 
@@ -364,10 +344,10 @@ describe('PATCH /v1/service-accounts/{id} refuses bad changes with 400 and chang
       boundaries: ['site:a'],
       allowedCidrs: ['10.0.0.0/8'],
     });
-    const events = await eventCount();
+    const events = await eventCount(api);
     const res = await api.http.patch(`/v1/service-accounts/${account.id}`).set(auth).send(changes);
     expectInvalid(res, field);
-    expect(await eventCount()).toBe(events);
+    expect(await eventCount(api)).toBe(events);
     const after = await api.http.get(`/v1/service-accounts/${account.id}`).set(auth).expect(200);
     expect(after.body).toEqual(account);
   });
@@ -429,10 +409,10 @@ describe('change bodies of the other routes', () => {
   ])('POST .../scopes refuses %s', async (_label, body, field) => {
     const auth = await freshTenant();
     const account = await createAccount(auth);
-    const events = await eventCount();
+    const events = await eventCount(api);
     const res = await api.http.post(`/v1/service-accounts/${account.id}/scopes`).set(auth).send(body);
     expectInvalid(res, field);
-    expect(await eventCount()).toBe(events);
+    expect(await eventCount(api)).toBe(events);
   });
 
   it('POST .../scopes refuses to hold more than 100 scopes in all', async () => {
@@ -443,13 +423,13 @@ describe('change bodies of the other routes', () => {
       .set(auth)
       .send({ scopes: ['extra:one'] })
       .expect(200);
-    const events = await eventCount();
+    const events = await eventCount(api);
     const res = await api.http
       .post(`/v1/service-accounts/${account.id}/scopes`)
       .set(auth)
       .send({ scopes: ['extra:two'] });
     expectInvalid(res, 'scopes');
-    expect(await eventCount()).toBe(events);
+    expect(await eventCount(api)).toBe(events);
     // Re-granting what is held still works at the limit.
     await api.http
       .post(`/v1/service-accounts/${account.id}/scopes`)
@@ -467,7 +447,7 @@ describe('change bodies of the other routes', () => {
     const auth = await freshTenant();
     const account = await createAccount(auth, { allowedScopes: ['tickets:read'] });
     const url = `/v1/service-accounts/${account.id}${suffix}`;
-    const events = await eventCount();
+    const events = await eventCount(api);
     expectInvalid(await api.http[method](url).set(auth).send({ reason: 42 }), 'reason');
     expectInvalid(
       await api.http[method](url)
@@ -476,7 +456,7 @@ describe('change bodies of the other routes', () => {
       'reason',
     );
     expectInvalid(await api.http[method](url).set(auth).send({ reason: 'ok', force: true }), 'force');
-    expect(await eventCount()).toBe(events);
+    expect(await eventCount(api)).toBe(events);
   });
 });
 

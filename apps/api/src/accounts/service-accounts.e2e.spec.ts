@@ -5,6 +5,8 @@ import {
   startTestApi,
   type TestApi,
   newServerErrors,
+  eventCount,
+  expectProblem,
 } from '../../../../test/support/api';
 
 /** API.md "Service accounts": create, read, list, change, lifecycle and scopes, through the real HTTP app. */
@@ -72,28 +74,6 @@ async function eventsOf(streamId: string): Promise<StoredEvent[]> {
     .orderBy('stream_version')
     .execute();
   return rows as unknown as StoredEvent[];
-}
-
-async function eventCount(): Promise<number> {
-  const row = await api.database.db
-    .selectFrom('events')
-    .select((eb) => eb.fn.countAll<string>().as('n'))
-    .executeTakeFirstOrThrow();
-  return Number(row.n);
-}
-
-function expectProblem(res: Response, status: number, code: string): void {
-  expect(res.status).toBe(status);
-  expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
-  expect(res.body).toEqual(
-    expect.objectContaining({
-      type: expect.any(String),
-      title: expect.any(String),
-      status,
-      code,
-      detail: expect.any(String),
-    }),
-  );
 }
 
 async function tenant(id: string) {
@@ -277,13 +257,13 @@ describe('unique names per tenant and environment', () => {
   it('answers 409 CONFLICT for a name taken in the same environment, and writes nothing', async () => {
     const { auth } = await tenant('sa-dup-same');
     await createAccount(auth, { name: 'dup-name', environment: 'production' });
-    const before = await eventCount();
+    const before = await eventCount(api);
     const res = await api.http
       .post('/v1/service-accounts')
       .set(auth)
       .send(accountBody({ name: 'dup-name', environment: 'production' }));
     expectProblem(res, 409, 'CONFLICT');
-    expect(await eventCount()).toBe(before);
+    expect(await eventCount(api)).toBe(before);
     const list = await api.http.get('/v1/service-accounts?q=dup-name').set(auth).expect(200);
     expect(list.body.items).toHaveLength(1);
   });
@@ -869,7 +849,7 @@ describe('disable, enable and delete', () => {
     const { auth } = await tenant('sa-illegal-deleted');
     const account = await createAccount(auth, { allowedScopes: ['tickets:read'] });
     await api.http.delete(`/v1/service-accounts/${account.id}`).set(auth).send({}).expect(200);
-    const before = await eventCount();
+    const before = await eventCount(api);
     const url = `/v1/service-accounts/${account.id}`;
     const attempts: [string, () => Promise<Response>][] = [
       ['enable', () => api.http.post(`${url}/enable`).set(auth).send({})],
@@ -891,7 +871,7 @@ describe('disable, enable and delete', () => {
       expect([label, res.status]).toEqual([label, 409]);
       expectProblem(res, 409, 'CONFLICT');
     }
-    expect(await eventCount()).toBe(before);
+    expect(await eventCount(api)).toBe(before);
     expect(await getAccount(auth, account.id)).toMatchObject({
       status: 'deleted',
       version: 2,
@@ -1033,7 +1013,7 @@ describe('scopes', () => {
   it('answers 404 for narrowing a scope the account does not hold, writing nothing', async () => {
     const { auth } = await tenant('sa-scopes-not-held');
     const account = await createAccount(auth, { allowedScopes: ['tickets:read'] });
-    const before = await eventCount();
+    const before = await eventCount(api);
     expectProblem(
       await api.http.delete(`/v1/service-accounts/${account.id}/scopes/tickets%3Awrite`).set(auth),
       404,
@@ -1045,7 +1025,7 @@ describe('scopes', () => {
       404,
       'NOT_FOUND',
     );
-    expect(await eventCount()).toBe(before);
+    expect(await eventCount(api)).toBe(before);
     expect(await getAccount(auth, account.id)).toMatchObject({ allowedScopes: ['tickets:read'], version: 1 });
   });
 

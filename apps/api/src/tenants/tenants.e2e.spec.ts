@@ -5,6 +5,7 @@ import {
   createTenant,
   startTestApi,
   type TestApi,
+  eventCount,
 } from '../../../../test/support/api';
 
 const bootstrap = bearer(BOOTSTRAP_TOKEN);
@@ -16,14 +17,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await api.close();
 });
-
-async function eventCount(): Promise<number> {
-  const row = await api.database.db
-    .selectFrom('events')
-    .select((eb) => eb.fn.countAll<string>().as('n'))
-    .executeTakeFirstOrThrow();
-  return Number(row.n);
-}
 
 describe('POST /v1/tenants', () => {
   it('creates a tenant with the bootstrap token and records TenantCreated', async () => {
@@ -47,14 +40,14 @@ describe('POST /v1/tenants', () => {
 
   it('answers 409 for a tenant id that exists, and writes nothing', async () => {
     await api.http.post('/v1/tenants').set(bootstrap).send({ id: 'tn-dup', name: 'One' }).expect(201);
-    const before = await eventCount();
+    const before = await eventCount(api);
     const res = await api.http
       .post('/v1/tenants')
       .set(bootstrap)
       .send({ id: 'tn-dup', name: 'Two' })
       .expect(409);
     expect(res.body.code).toBe('CONFLICT');
-    expect(await eventCount()).toBe(before);
+    expect(await eventCount(api)).toBe(before);
   });
 
   it('creates exactly one of several racing creates of one tenant', async () => {
@@ -240,7 +233,7 @@ describe('text PostgreSQL cannot store', () => {
     ['an unpaired surrogate', '{"id":"tn-sur","name":"bad\\ud800name"}'],
     ['a NUL in a key', '{"id":"tn-key","name":"n","\\u0000":1}'],
   ])('answers %s in a body with 400 and writes nothing', async (_what, body) => {
-    const before = await eventCount();
+    const before = await eventCount(api);
     const res = await api.http
       .post('/v1/tenants')
       .set(bootstrap)
@@ -248,7 +241,7 @@ describe('text PostgreSQL cannot store', () => {
       .send(body)
       .expect(400);
     expect(res.body.code).toBe('VALIDATION_FAILED');
-    expect(await eventCount()).toBe(before);
+    expect(await eventCount(api)).toBe(before);
   });
 
   it('refuses it in operator names too', async () => {
