@@ -61,14 +61,12 @@ class AccountFieldsDto {
   @IsOptional()
   @IsString()
   @MaxLength(LIMITS.text)
-  @IsStorableText()
   description?: string | null;
 
   @ApiPropertyOptional({ maxLength: LIMITS.text, nullable: true })
   @IsOptional()
   @IsString()
   @MaxLength(LIMITS.text)
-  @IsStorableText()
   intendedScope?: string | null;
 
   @ApiPropertyOptional({ type: [String], example: ['site:plant-7'] })
@@ -110,7 +108,6 @@ class AccountFieldsDto {
   @IsOptional()
   @IsString()
   @MaxLength(LIMITS.text)
-  @IsStorableText()
   reason?: string;
 }
 
@@ -127,13 +124,11 @@ export class CreateServiceAccountDto extends AccountFieldsDto {
   @ApiProperty({ example: 'support-ops' })
   @IsString()
   @Length(1, LIMITS.owner)
-  @IsStorableText()
   businessOwner!: string;
 
   @ApiProperty({ example: 'ai-platform' })
   @IsString()
   @Length(1, LIMITS.owner)
-  @IsStorableText()
   technicalOwner!: string;
 
   @ApiPropertyOptional({ type: [String], example: ['tickets:read'], description: "the account's ceiling" })
@@ -156,14 +151,12 @@ export class UpdateServiceAccountDto extends AccountFieldsDto {
   @OptionalNotNull()
   @IsString()
   @Length(1, LIMITS.owner)
-  @IsStorableText()
   businessOwner?: string;
 
   @ApiPropertyOptional()
   @OptionalNotNull()
   @IsString()
   @Length(1, LIMITS.owner)
-  @IsStorableText()
   technicalOwner?: string;
 
   // Only when sent: `ValidateIf(() => true)` ran Never on every PATCH, so each one answered 400.
@@ -183,7 +176,6 @@ export class ReasonDto {
   @IsOptional()
   @IsString()
   @MaxLength(LIMITS.text)
-  @IsStorableText()
   reason?: string;
 }
 
@@ -197,6 +189,7 @@ export class GrantScopesDto extends ReasonDto {
   scopes!: string[];
 }
 
+/** Query strings do not pass the JSON body parser's text check, so their free-text fields check here. */
 export class ListServiceAccountsQuery extends PageQuery {
   @ApiPropertyOptional({ enum: ENVIRONMENTS })
   @IsOptional()
