@@ -1,0 +1,54 @@
+/**
+ * The key's event catalogue: one stream per key. Events hold the key's SHA-256 and visible
+ * prefix, never the key.
+ */
+export interface RateLimit {
+  limit: number;
+  windowSeconds: number;
+}
+
+export type KeyEnvironment = 'production' | 'staging' | 'development';
+
+export interface KeyIssuedV1 {
+  id: string;
+  tenantId: string;
+  serviceAccountId: string;
+  name: string;
+  prefix: string;
+  secretHash: string;
+  environment: KeyEnvironment;
+  scopes: string[];
+  boundaries: string[];
+  allowedCidrs: string[];
+  rateLimit: RateLimit | null;
+  expiresAt: string;
+  /** The key this one replaces, when issued by a rotation. */
+  replaces: string | null;
+}
+
+/** Why a key was revoked; the operator's own words go in the event's reason. */
+export type RevocationCause =
+  'manual' | 'break-glass' | 'account-deleted' | 'exposed' | 'unused' | 'delivery-failed';
+
+export type KeyEvent =
+  | { type: 'KeyIssued'; data: KeyIssuedV1 }
+  | { type: 'KeyRotated'; data: { replacedBy: string; graceEndsAt: string } }
+  | { type: 'KeyRevoked'; data: { cause: RevocationCause; emergency: boolean } }
+  | { type: 'KeyExpired'; data: Record<string, never> }
+  | { type: 'KeyScopesNarrowed'; data: { removed: string[] } }
+  | { type: 'KeyExposed'; data: { url: string | null; source: string | null } };
+
+export type KeyEventType = KeyEvent['type'];
+export const KEY_EVENT_TYPES: readonly KeyEventType[] = [
+  'KeyIssued',
+  'KeyRotated',
+  'KeyRevoked',
+  'KeyExpired',
+  'KeyScopesNarrowed',
+  'KeyExposed',
+];
+export const KEY_STREAM = 'key';
+
+export function isKeyEvent(event: { type: string }): event is KeyEvent {
+  return (KEY_EVENT_TYPES as readonly string[]).includes(event.type);
+}

@@ -1,0 +1,226 @@
+import { Conflict, PolicyViolation } from '@keyward/core';
+import type { KeyEvent, KeyIssuedV1, RateLimit, RevocationCause } from './key.events';
+import { scopesCover, withinBoundaries } from './matching';
+import type { TenantPolicy } from './policy';
+
+/**
+ * The key aggregate: plain functions like every aggregate here. A key's status depends on the
+ * time as well as on its events (it expires without anyone writing), so it is asked for at a
+ * time: `keyStatusAt(key, now)`.
+ */
+export type KeyStatus = 'active' | 'rotating' | 'expired' | 'revoked';
+
+export interface Key extends KeyIssuedV1 {
+  createdAt: Date;
+  updatedAt: Date;
+  replacedBy: string | null;
+  graceEndsAt: string | null;
+  revokedAt: Date | null;
+  /** Set by a KeyExpired event; a key is expired by time whether or not it has been written. */
+  expiredAt: Date | null;
+  exposedAt: Date | null;
+  version: number;
+}
+
+export type KeyFact = KeyEvent & { occurredAt: Date };
+
+export function evolveKey(state: Key | null, event: KeyFact): Key {
+  if (event.type === 'KeyIssued') {
+    return {
+      ...event.data,
+      createdAt: event.occurredAt,
+      updatedAt: event.occurredAt,
+      replacedBy: null,
+      graceEndsAt: null,
+      revokedAt: null,
+      expiredAt: null,
+      exposedAt: null,
+      version: 1,
+    };
+  }
+  if (!state) throw new Error(`${event.type} before KeyIssued`);
+  const next: Key = { ...state, updatedAt: event.occurredAt, version: state.version + 1 };
+  switch (event.type) {
+    case 'KeyRotated':
+      return { ...next, replacedBy: event.data.replacedBy, graceEndsAt: event.data.graceEndsAt };
+    case 'KeyRevoked':
+      return { ...next, revokedAt: event.occurredAt };
+    case 'KeyExpired':
+      return { ...next, expiredAt: event.occurredAt };
+    case 'KeyScopesNarrowed':
+      return { ...next, scopes: state.scopes.filter((s) => !event.data.removed.includes(s)) };
+    case 'KeyExposed':
+      return { ...next, exposedAt: event.occurredAt };
+  }
+}
+
+export function foldKey(events: readonly KeyFact[]): Key | null {
+  return events.reduce<Key | null>(evolveKey, null);
+}
+
+type StatusFields = Pick<Key, 'revokedAt' | 'expiredAt' | 'expiresAt' | 'graceEndsAt'>;
+
+/** Revoked beats expired beats rotating; expiry and the end of a grace need no event. */
+export function keyStatusAt(key: StatusFields, now: Date): KeyStatus {
+  if (key.revokedAt) return 'revoked';
+  const t = now.getTime();
+  if (key.expiredAt || t >= Date.parse(key.expiresAt)) return 'expired';
+  if (key.graceEndsAt) return t >= Date.parse(key.graceEndsAt) ? 'expired' : 'rotating';
+  return 'active';
+}
+
+export function isLive(key: StatusFields, now: Date): boolean {
+  const status = keyStatusAt(key, now);
+  return status === 'active' || status === 'rotating';
+}
+
+// ---- decisions ----
+
+/** What the account looks like to a key decision. */
+export interface KeyAccount {
+  id: string;
+  tenantId: string;
+  status: 'active' | 'disabled' | 'deleted';
+  environment: KeyIssuedV1['environment'];
+  allowedScopes: string[];
+  boundaries: string[];
+}
+
+export interface IssueKey {
+  id: string;
+  name: string;
+  scopes: string[];
+  boundaries: string[];
+  allowedCidrs: string[];
+  rateLimit: RateLimit | null;
+  /** Absent: the longest the policy allows. */
+  expiresInDays?: number;
+}
+
+export interface IssueContext {
+  account: KeyAccount;
+  policy: TenantPolicy;
+  /** Live keys the account holds now. */
+  liveKeys: number;
+  now: Date;
+  secret: { prefix: string; hash: string };
+}
+
+const DAY_MS = 24 * 3600 * 1000;
+
+export function decideIssue(
+  command: IssueKey,
+  ctx: IssueContext,
+  replaces: string | null = null,
+): KeyEvent[] {
+  const { account, policy, now } = ctx;
+  if (account.status !== 'active') {
+    throw new Conflict(`service account ${account.id} is ${account.status}: it cannot be given keys`);
+  }
+  const outside = command.scopes.filter((s) => !scopesCover(account.allowedScopes, s));
+  if (outside.length) {
+    throw new PolicyViolation(`scopes outside the account's ceiling: ${outside.join(', ')}`, 'scopes');
+  }
+  const unbounded = command.boundaries.filter((b) => !withinBoundaries(account.boundaries, b));
+  if (unbounded.length) {
+    throw new PolicyViolation(
+      `boundaries outside the account's boundaries: ${unbounded.join(', ')}`,
+      'boundaries',
+    );
+  }
+  const maxDays = policy.maxKeyLifetimeDays[account.environment];
+  const days = command.expiresInDays ?? maxDays;
+  if (days > maxDays) {
+    throw new PolicyViolation(
+      `a ${account.environment} key lives at most ${maxDays} days (tenant policy maxKeyLifetimeDays)`,
+      'maxKeyLifetimeDays',
+    );
+  }
+  if (ctx.liveKeys >= policy.maxActiveKeys) {
+    throw new PolicyViolation(
+      `the account holds ${ctx.liveKeys} live keys, the most the tenant policy allows (maxActiveKeys ${policy.maxActiveKeys})`,
+      'maxActiveKeys',
+    );
+  }
+  return [
+    {
+      type: 'KeyIssued',
+      data: {
+        id: command.id,
+        tenantId: account.tenantId,
+        serviceAccountId: account.id,
+        name: command.name,
+        prefix: ctx.secret.prefix,
+        secretHash: ctx.secret.hash,
+        environment: account.environment,
+        scopes: [...new Set(command.scopes)].sort(),
+        boundaries: [...new Set(command.boundaries)].sort(),
+        allowedCidrs: [...new Set(command.allowedCidrs)].sort(),
+        rateLimit: command.rateLimit,
+        expiresAt: new Date(now.getTime() + days * DAY_MS).toISOString(),
+        replaces,
+      },
+    },
+  ];
+}
+
+export interface Rotation {
+  /** Appended to the old key's stream. */
+  old: KeyEvent[];
+  /** The new key's stream. */
+  issued: KeyEvent[];
+}
+
+/**
+ * A new key with the old one's scopes, boundaries and limits, for as long as the old one was
+ * issued for (within today's policy); the old one works until the grace ends, never past its
+ * own expiry.
+ */
+export function decideRotate(old: Key, newId: string, graceSeconds: number, ctx: IssueContext): Rotation {
+  const status = keyStatusAt(old, ctx.now);
+  if (status === 'revoked' || status === 'expired')
+    throw new Conflict(`key ${old.id} is ${status}: it cannot be rotated`);
+  if (status === 'rotating')
+    throw new Conflict(`key ${old.id} is already being rotated (replaced by ${old.replacedBy})`);
+  const lifetimeDays = Math.max(
+    1,
+    Math.round((Date.parse(old.expiresAt) - old.createdAt.getTime()) / DAY_MS),
+  );
+  const issued = decideIssue(
+    {
+      id: newId,
+      name: old.name,
+      scopes: old.scopes,
+      boundaries: old.boundaries,
+      allowedCidrs: old.allowedCidrs,
+      rateLimit: old.rateLimit,
+      expiresInDays: Math.min(lifetimeDays, ctx.policy.maxKeyLifetimeDays[ctx.account.environment]),
+    },
+    ctx,
+    old.id,
+  );
+  const graceEnd = Math.min(ctx.now.getTime() + graceSeconds * 1000, Date.parse(old.expiresAt));
+  return {
+    old: [{ type: 'KeyRotated', data: { replacedBy: newId, graceEndsAt: new Date(graceEnd).toISOString() } }],
+    issued,
+  };
+}
+
+export function decideRevoke(key: Key, cause: RevocationCause, emergency = false): KeyEvent[] {
+  if (key.revokedAt) throw new Conflict(`key ${key.id} is revoked already`);
+  return [{ type: 'KeyRevoked', data: { cause, emergency } }];
+}
+
+/** Revocation as a side effect of another decision (account deleted, break-glass): no error for a dead key. */
+export function revokeIfLive(key: Key, now: Date, cause: RevocationCause): KeyEvent[] {
+  return isLive(key, now)
+    ? [{ type: 'KeyRevoked', data: { cause, emergency: cause === 'break-glass' } }]
+    : [];
+}
+
+/** After the account's ceiling narrowed: drops every scope the new ceiling no longer covers. */
+export function decideNarrowToCeiling(key: Key, ceiling: readonly string[]): KeyEvent[] {
+  if (key.revokedAt) return [];
+  const removed = key.scopes.filter((s) => !scopesCover(ceiling, s));
+  return removed.length ? [{ type: 'KeyScopesNarrowed', data: { removed } }] : [];
+}
