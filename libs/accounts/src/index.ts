@@ -8,3 +8,4 @@ export * from './service-account.reader';
 export * from './service-account.repository';
 export * from './service-account.handlers';
 export * from './accounts.module';
+export * from './account-keys';

@@ -2,6 +2,7 @@ import { Inject } from '@nestjs/common';
 import { CommandHandler, type ICommandHandler } from '@nestjs/cqrs';
 import { Conflict, ID_PREFIX, newId } from '@keyward/core';
 import { tenantOf } from '@keyward/auth';
+import { AccountKeys } from './account-keys';
 import { routeGrant } from './grant-gate';
 import {
   assertVersion,
@@ -88,7 +89,6 @@ const LIFECYCLE: Record<
 > = {
   disable: decideDisable,
   enable: decideEnable,
-  // Keys do not exist yet; when they do, deleting revokes every live key in this same append.
   delete: decideDelete,
 };
 
@@ -97,12 +97,19 @@ export class ChangeServiceAccountStatusHandler implements ICommandHandler<
   ChangeServiceAccountStatus,
   string
 > {
-  constructor(@Inject(ServiceAccountRepository) private readonly repository: ServiceAccountRepository) {}
+  constructor(
+    @Inject(ServiceAccountRepository) private readonly repository: ServiceAccountRepository,
+    @Inject(AccountKeys) private readonly keys: AccountKeys,
+  ) {}
 
   async execute({ ctx, id, action, reason, expectedVersion }: ChangeServiceAccountStatus): Promise<string> {
     const state = await this.repository.load(ctx, id);
     assertVersion(state, expectedVersion);
-    await this.repository.append(ctx, id, state.version, LIFECYCLE[action](state), reason);
+    const events = LIFECYCLE[action](state);
+    // Deleting revokes every live key in the same commit; disabling needs no key event, since
+    // verification reads the account's status with the key.
+    const also = action === 'delete' ? await this.keys.revocationsOnDelete(state.tenantId, id) : [];
+    await this.repository.append(ctx, id, state.version, events, reason, also);
     return id;
   }
 }
@@ -122,13 +129,18 @@ export class GrantScopesHandler implements ICommandHandler<GrantScopes, string> 
 
 @CommandHandler(RevokeScope)
 export class RevokeScopeHandler implements ICommandHandler<RevokeScope, string> {
-  constructor(@Inject(ServiceAccountRepository) private readonly repository: ServiceAccountRepository) {}
+  constructor(
+    @Inject(ServiceAccountRepository) private readonly repository: ServiceAccountRepository,
+    @Inject(AccountKeys) private readonly keys: AccountKeys,
+  ) {}
 
   async execute({ ctx, id, scope, reason, expectedVersion }: RevokeScope): Promise<string> {
     const state = await this.repository.load(ctx, id);
     assertVersion(state, expectedVersion);
-    // Keys do not exist yet; when they do, the scope leaves every key that carries it in this same append.
-    await this.repository.append(ctx, id, state.version, decideRevokeScope(state, scope), reason);
+    const events = decideRevokeScope(state, scope);
+    const ceiling = state.allowedScopes.filter((s) => s !== scope);
+    const also = await this.keys.narrowingsTo(state.tenantId, id, ceiling);
+    await this.repository.append(ctx, id, state.version, events, reason, also);
     return id;
   }
 }

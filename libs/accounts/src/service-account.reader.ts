@@ -1,6 +1,15 @@
-import { sql } from 'kysely';
-import { ValidationFailed, decodeCursor, isId, ID_PREFIX, toPage, type Page } from '@keyward/core';
-import type { Db, ServiceAccountRow } from '@keyward/db';
+import { sql, type ExpressionBuilder } from 'kysely';
+import {
+  ValidationFailed,
+  decodeCursor,
+  isId,
+  ID_PREFIX,
+  toPage,
+  type Clock,
+  type Page,
+} from '@keyward/core';
+import type { Database, Db, ServiceAccountRow } from '@keyward/db';
+import { keyIsLive } from '@keyward/keys';
 
 export interface ServiceAccountFilter {
   environment?: string;
@@ -13,21 +22,46 @@ export interface ServiceAccountFilter {
   cursor?: string;
 }
 
-export type ServiceAccountView = ServiceAccountRow & { createdAt: Date };
+/** A row with what other streams add to it: how many live keys the account holds right now. */
+export type ServiceAccountListing = ServiceAccountRow & { active_key_count: number };
 
 /** Queries over the `service_accounts` read model; every one is bound to a tenant. */
 export class ServiceAccountReader {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+  ) {}
 
-  /** The account in this tenant, or undefined: another tenant's account is as absent as a missing one. */
-  async get(tenantId: string, id: string): Promise<ServiceAccountRow | undefined> {
-    if (!isId(id, ID_PREFIX.serviceAccount)) return undefined;
+  /** Accounts with their live key count at this moment (keys expire by time, so it is never stored). */
+  private accounts() {
+    const now = this.clock.now();
     return this.db
       .selectFrom('service_accounts')
-      .selectAll()
-      .where('tenant_id', '=', tenantId)
-      .where('id', '=', id)
+      .selectAll('service_accounts')
+      .select((eb) =>
+        eb
+          .selectFrom('keys')
+          .select((k) => k.fn.countAll<string>().as('n'))
+          .whereRef('keys.service_account_id', '=', 'service_accounts.id')
+          .where((k) => keyIsLive(k as unknown as ExpressionBuilder<Database, 'keys'>, now))
+          .as('active_key_count'),
+      );
+  }
+
+  private static listing(
+    row: ServiceAccountRow & { active_key_count: string | null },
+  ): ServiceAccountListing {
+    return { ...row, active_key_count: Number(row.active_key_count ?? 0) };
+  }
+
+  /** The account in this tenant, or undefined: another tenant's account is as absent as a missing one. */
+  async get(tenantId: string, id: string): Promise<ServiceAccountListing | undefined> {
+    if (!isId(id, ID_PREFIX.serviceAccount)) return undefined;
+    const row = await this.accounts()
+      .where('service_accounts.tenant_id', '=', tenantId)
+      .where('service_accounts.id', '=', id)
       .executeTakeFirst();
+    return row && ServiceAccountReader.listing(row);
   }
 
   /** Another live account of this tenant and environment already using `name`. */
@@ -43,8 +77,8 @@ export class ServiceAccountReader {
     return (await query.executeTakeFirst()) !== undefined;
   }
 
-  async list(tenantId: string, filter: ServiceAccountFilter): Promise<Page<ServiceAccountRow>> {
-    let query = this.db.selectFrom('service_accounts').selectAll().where('tenant_id', '=', tenantId);
+  async list(tenantId: string, filter: ServiceAccountFilter): Promise<Page<ServiceAccountListing>> {
+    let query = this.accounts().where('tenant_id', '=', tenantId);
     // Deleted accounts are history: listed only when asked for by status.
     query = filter.status
       ? query.where('status', '=', filter.status)
@@ -85,6 +119,6 @@ export class ServiceAccountReader {
       rows.map((row) => ({ row, createdAt: row.created_at, id: row.id })),
       filter.limit,
     );
-    return { items: page.items.map((p) => p.row), nextCursor: page.nextCursor };
+    return { items: page.items.map((p) => ServiceAccountReader.listing(p.row)), nextCursor: page.nextCursor };
   }
 }

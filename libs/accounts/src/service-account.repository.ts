@@ -1,6 +1,6 @@
 import { Conflict, NotFound, isId, isUniqueViolation, ID_PREFIX } from '@keyward/core';
 import { metadataFor, tenantOf, type CommandContext } from '@keyward/auth';
-import type { EventStore } from '@keyward/event-store';
+import type { EventStore, StreamAppend } from '@keyward/event-store';
 import { fold, type ServiceAccount, type ServiceAccountFact } from './service-account';
 import { SERVICE_ACCOUNT_STREAM, type ServiceAccountEvent } from './service-account.events';
 
@@ -33,6 +33,8 @@ export class ServiceAccountRepository {
     expectedVersion: number,
     events: ServiceAccountEvent[],
     reason?: string | null,
+    /** Appends to other streams that belong to this change (its keys), in the same commit. */
+    also: StreamAppend[] = [],
   ): Promise<void> {
     if (events.length === 0) return;
     try {
@@ -45,6 +47,7 @@ export class ServiceAccountRepository {
             expectedVersion,
             events,
           },
+          ...also,
         ],
         metadataFor(ctx, reason),
       );

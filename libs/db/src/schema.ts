@@ -1,4 +1,4 @@
-import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
+import type { ColumnType, Insertable, Selectable } from 'kysely';
 
 /**
  * Typed tables for Kysely. int8 and xid8 come back from pg as strings (we never let pg guess
@@ -88,11 +88,42 @@ export interface ServiceAccountsTable {
   rotation_policy: Json<RotationPolicy | null>;
   secret_delivery_url: string | null;
   status: string;
-  active_key_count: Generated<number>;
   created_at: Timestamp;
   updated_at: Timestamp;
   first_seen_at: Timestamp | null;
   last_seen_at: Timestamp | null;
+  version: number;
+}
+
+export interface KeysTable {
+  id: string;
+  tenant_id: string;
+  service_account_id: string;
+  name: string;
+  prefix: string;
+  secret_hash: string;
+  environment: string;
+  scopes: string[];
+  boundaries: string[];
+  allowed_cidrs: string[];
+  rate_limit: Json<{ limit: number; windowSeconds: number } | null>;
+  expires_at: Timestamp;
+  grace_ends_at: Timestamp | null;
+  replaces: string | null;
+  replaced_by: string | null;
+  revoked_at: Timestamp | null;
+  expired_at: Timestamp | null;
+  exposed_at: Timestamp | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  last_used_at: Timestamp | null;
+  version: number;
+}
+
+export interface TenantPoliciesTable {
+  tenant_id: string;
+  policy: Json<Record<string, unknown>>;
+  updated_at: Timestamp;
   version: number;
 }
 
@@ -104,6 +135,8 @@ export interface Database {
   tenants: TenantsTable;
   operators: OperatorsTable;
   service_accounts: ServiceAccountsTable;
+  keys: KeysTable;
+  tenant_policies: TenantPoliciesTable;
 }
 
 export type EventRow = Selectable<EventsTable>;
@@ -111,3 +144,4 @@ export type ServiceAccountRow = Selectable<ServiceAccountsTable>;
 export type NewServiceAccountRow = Insertable<ServiceAccountsTable>;
 export type OperatorRow = Selectable<OperatorsTable>;
 export type TenantRow = Selectable<TenantsTable>;
+export type KeyRow = Selectable<KeysTable>;

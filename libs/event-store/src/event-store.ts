@@ -30,9 +30,11 @@ export class EventStore {
    * On a version mismatch throws StreamVersionConflict and appends nothing.
    */
   async append(appends: readonly StreamAppend[], metadata: EventMetadata): Promise<RecordedEvent[]> {
-    const nonEmpty = appends.filter((a) => a.events.length > 0);
-    if (nonEmpty.length === 0) return [];
-    return this.db.transaction().execute((trx) => this.appendIn(trx, nonEmpty, metadata));
+    // An empty append with an expected version is a condition: that stream must stay at that
+    // version until this commits (a key is issued against the account version it was checked on).
+    const relevant = appends.filter((a) => a.events.length > 0 || a.expectedVersion !== 'any');
+    if (!relevant.some((a) => a.events.length > 0)) return [];
+    return this.db.transaction().execute((trx) => this.appendIn(trx, relevant, metadata));
   }
 
   private async appendIn(
@@ -78,6 +80,7 @@ export class EventStore {
   /** Moves the stream row from the expected version to the new one; returns the version it was at. */
   private async claimVersions(trx: Transaction<Database>, append: StreamAppend): Promise<number> {
     const count = append.events.length;
+    if (count === 0) return this.holdVersion(trx, append);
     if (append.expectedVersion === 'any') {
       const row = await trx
         .insertInto('streams')
@@ -118,6 +121,24 @@ export class EventStore {
       throw new StreamVersionConflict(append.streamId, expected, actual);
     }
     return expected;
+  }
+
+  /**
+   * Checks a stream is at its expected version and share-locks its row until commit, so an append
+   * to that stream waits for this transaction and then conflicts, instead of slipping between.
+   */
+  private async holdVersion(trx: Transaction<Database>, append: StreamAppend): Promise<number> {
+    const row = await trx
+      .selectFrom('streams')
+      .select('version')
+      .where('stream_id', '=', append.streamId)
+      .forShare()
+      .executeTakeFirst();
+    const actual = row ? Number(row.version) : 0;
+    if (actual !== append.expectedVersion) {
+      throw new StreamVersionConflict(append.streamId, append.expectedVersion as number, actual);
+    }
+    return actual;
   }
 
   private async insertChained(trx: Transaction<Database>, pending: PendingEvent[]): Promise<RecordedEvent[]> {

@@ -30,6 +30,10 @@ export interface NewEvent<Type extends string = string, Data = unknown> {
 /** `number`: the version the stream must be at (0: the stream must not exist yet). */
 export type ExpectedVersion = number | 'any';
 
+/**
+ * Events for one stream, at the version it must be at. With no events and a numeric expected
+ * version it is a condition only: the stream must stay at that version until the append commits.
+ */
 export interface StreamAppend {
   tenantId: string;
   streamId: string;

@@ -1,6 +1,12 @@
 import { serviceAccountsProjection } from '@keyward/accounts';
+import { keysProjection, policiesProjection } from '@keyward/keys';
 import { tenantsProjection } from '@keyward/tenants';
 import type { InlineProjection } from '@keyward/event-store';
 
 /** Every inline projection, in the order the event store runs them inside an append. */
-export const inlineProjections: readonly InlineProjection[] = [tenantsProjection, serviceAccountsProjection];
+export const inlineProjections: readonly InlineProjection[] = [
+  tenantsProjection,
+  serviceAccountsProjection,
+  keysProjection,
+  policiesProjection,
+];

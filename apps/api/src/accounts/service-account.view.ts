@@ -1,5 +1,4 @@
-import { serviceAccountFromRow, type ServiceAccount } from '@keyward/accounts';
-import type { ServiceAccountRow } from '@keyward/db';
+import { serviceAccountFromRow, type ServiceAccount, type ServiceAccountListing } from '@keyward/accounts';
 
 /**
  * The account as API.md shows it: the aggregate's fields as the read model holds them, the
@@ -13,7 +12,7 @@ export type ServiceAccountView = Omit<ServiceAccount, 'createdAt' | 'updatedAt'>
   lastSeenAt: string | null;
 };
 
-export function serviceAccountView(row: ServiceAccountRow): ServiceAccountView {
+export function serviceAccountView(row: ServiceAccountListing): ServiceAccountView {
   const { createdAt, updatedAt, ...account } = serviceAccountFromRow(row);
   return {
     ...account,

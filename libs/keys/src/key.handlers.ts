@@ -1,0 +1,295 @@
+import { Inject } from '@nestjs/common';
+import { CommandHandler, type ICommandHandler } from '@nestjs/cqrs';
+import { CLOCK, ID_PREFIX, NotFound, newId, type Clock } from '@keyward/core';
+import { metadataFor, tenantOf, type CommandContext } from '@keyward/auth';
+import { DB, type Db } from '@keyward/db';
+import { EventStore, type StreamAppend } from '@keyward/event-store';
+import { issueKeySecret } from './key-secret';
+import {
+  decideIssue,
+  decideRevoke,
+  decideRotate,
+  foldKey,
+  revokeIfLive,
+  type IssueKey,
+  type Key,
+  type KeyAccount,
+  type KeyFact,
+} from './key';
+import { KEY_STREAM, type KeyEvent } from './key.events';
+import { KeyReader } from './key.reader';
+import { keyFromRow } from './keys.projection';
+import { POLICY_STREAM, decidePolicyChange, policyStreamId, type PolicyChanges } from './policy';
+
+/** The account's stream: a key decision is appended on the condition that it did not change meanwhile. */
+const ACCOUNT_STREAM = 'service-account';
+
+export class IssueKeyCommand {
+  constructor(
+    readonly ctx: CommandContext,
+    readonly accountId: string,
+    readonly input: Omit<IssueKey, 'id'>,
+    readonly reason: string | null,
+  ) {}
+}
+
+export class RotateKeyCommand {
+  constructor(
+    readonly ctx: CommandContext,
+    readonly keyId: string,
+    readonly graceSeconds: number,
+    readonly reason: string | null,
+  ) {}
+}
+
+export class RevokeKeyCommand {
+  constructor(
+    readonly ctx: CommandContext,
+    readonly keyId: string,
+    readonly reason: string | null,
+    readonly emergency: boolean,
+  ) {}
+}
+
+export class RevokeAccountKeysCommand {
+  constructor(
+    readonly ctx: CommandContext,
+    readonly accountId: string,
+    readonly reason: string | null,
+  ) {}
+}
+
+export class ChangePolicyCommand {
+  constructor(
+    readonly ctx: CommandContext,
+    readonly changes: PolicyChanges,
+    readonly expectedVersion?: number,
+  ) {}
+}
+
+/** A key and its secret, which exists only in this answer. */
+export interface IssuedKey {
+  id: string;
+  secret: string;
+}
+
+/** What key handlers share: loading keys and accounts in the caller's tenant, and appending. */
+class KeyCommands {
+  constructor(
+    protected readonly store: EventStore,
+    protected readonly reader: KeyReader,
+    protected readonly db: Db,
+    protected readonly clock: Clock,
+  ) {}
+
+  protected async loadKey(ctx: CommandContext, keyId: string): Promise<Key> {
+    const row = await this.reader.get(tenantOf(ctx.caller), keyId);
+    if (!row) throw new NotFound(`no key ${keyId}`);
+    const events = await this.store.readStream(keyId);
+    return foldKey(events.map((e) => ({ type: e.type, data: e.data, occurredAt: e.occurredAt }) as KeyFact))!;
+  }
+
+  /** The account as key decisions see it, with the stream version it was read at. */
+  protected async loadAccount(
+    ctx: CommandContext,
+    accountId: string,
+  ): Promise<KeyAccount & { version: number }> {
+    const row = await this.db
+      .selectFrom('service_accounts')
+      .selectAll()
+      .where('tenant_id', '=', tenantOf(ctx.caller))
+      .where('id', '=', accountId)
+      .executeTakeFirst();
+    if (!row) throw new NotFound(`no service account ${accountId}`);
+    return {
+      id: row.id,
+      tenantId: row.tenant_id,
+      status: row.status as KeyAccount['status'],
+      environment: row.environment as KeyAccount['environment'],
+      allowedScopes: row.allowed_scopes,
+      boundaries: row.boundaries,
+      version: row.version,
+    };
+  }
+
+  protected keyAppend(
+    ctx: CommandContext,
+    keyId: string,
+    expectedVersion: number,
+    events: KeyEvent[],
+  ): StreamAppend {
+    return {
+      tenantId: tenantOf(ctx.caller),
+      streamId: keyId,
+      streamType: KEY_STREAM,
+      expectedVersion,
+      events,
+    };
+  }
+
+  /** No events for the account: only the condition that its version is still the one decided on. */
+  protected accountCondition(ctx: CommandContext, account: { id: string; version: number }): StreamAppend {
+    return {
+      tenantId: tenantOf(ctx.caller),
+      streamId: account.id,
+      streamType: ACCOUNT_STREAM,
+      expectedVersion: account.version,
+      events: [],
+    };
+  }
+
+  protected async issueContext(ctx: CommandContext, account: KeyAccount, keyId: string) {
+    const now = this.clock.now();
+    const [{ policy }, live] = await Promise.all([
+      this.reader.policy(tenantOf(ctx.caller)),
+      this.reader.liveKeys(account.id, now),
+    ]);
+    return {
+      account,
+      policy,
+      liveKeys: live.length,
+      now,
+      secret: issueKeySecret(keyId, account.environment),
+    };
+  }
+}
+
+@CommandHandler(IssueKeyCommand)
+export class IssueKeyHandler extends KeyCommands implements ICommandHandler<IssueKeyCommand, IssuedKey> {
+  constructor(
+    @Inject(EventStore) store: EventStore,
+    @Inject(KeyReader) reader: KeyReader,
+    @Inject(DB) db: Db,
+    @Inject(CLOCK) clock: Clock,
+  ) {
+    super(store, reader, db, clock);
+  }
+
+  async execute({ ctx, accountId, input, reason }: IssueKeyCommand): Promise<IssuedKey> {
+    const account = await this.loadAccount(ctx, accountId);
+    const id = newId(ID_PREFIX.key);
+    const issue = await this.issueContext(ctx, account, id);
+    const events = decideIssue({ ...input, id }, issue);
+    await this.store.append(
+      [this.accountCondition(ctx, account), this.keyAppend(ctx, id, 0, events)],
+      metadataFor(ctx, reason),
+    );
+    return { id, secret: issue.secret.secret };
+  }
+}
+
+@CommandHandler(RotateKeyCommand)
+export class RotateKeyHandler extends KeyCommands implements ICommandHandler<RotateKeyCommand, IssuedKey> {
+  constructor(
+    @Inject(EventStore) store: EventStore,
+    @Inject(KeyReader) reader: KeyReader,
+    @Inject(DB) db: Db,
+    @Inject(CLOCK) clock: Clock,
+  ) {
+    super(store, reader, db, clock);
+  }
+
+  async execute({ ctx, keyId, graceSeconds, reason }: RotateKeyCommand): Promise<IssuedKey> {
+    const old = await this.loadKey(ctx, keyId);
+    const account = await this.loadAccount(ctx, old.serviceAccountId);
+    const id = newId(ID_PREFIX.key);
+    const issue = await this.issueContext(ctx, account, id);
+    const rotation = decideRotate(old, id, graceSeconds, issue);
+    // Two racing rotations of one key: both expect the old key's version, exactly one wins.
+    await this.store.append(
+      [
+        this.accountCondition(ctx, account),
+        this.keyAppend(ctx, old.id, old.version, rotation.old),
+        this.keyAppend(ctx, id, 0, rotation.issued),
+      ],
+      metadataFor(ctx, reason),
+    );
+    return { id, secret: issue.secret.secret };
+  }
+}
+
+@CommandHandler(RevokeKeyCommand)
+export class RevokeKeyHandler extends KeyCommands implements ICommandHandler<RevokeKeyCommand, string> {
+  constructor(
+    @Inject(EventStore) store: EventStore,
+    @Inject(KeyReader) reader: KeyReader,
+    @Inject(DB) db: Db,
+    @Inject(CLOCK) clock: Clock,
+  ) {
+    super(store, reader, db, clock);
+  }
+
+  async execute({ ctx, keyId, reason, emergency }: RevokeKeyCommand): Promise<string> {
+    const key = await this.loadKey(ctx, keyId);
+    await this.store.append(
+      [this.keyAppend(ctx, key.id, key.version, decideRevoke(key, 'manual', emergency))],
+      metadataFor(ctx, reason),
+    );
+    return key.id;
+  }
+}
+
+@CommandHandler(RevokeAccountKeysCommand)
+export class RevokeAccountKeysHandler
+  extends KeyCommands
+  implements ICommandHandler<RevokeAccountKeysCommand, string[]>
+{
+  constructor(
+    @Inject(EventStore) store: EventStore,
+    @Inject(KeyReader) reader: KeyReader,
+    @Inject(DB) db: Db,
+    @Inject(CLOCK) clock: Clock,
+  ) {
+    super(store, reader, db, clock);
+  }
+
+  /** Break-glass: every live key of the account in one commit. Answers the revoked keys' ids. */
+  async execute({ ctx, accountId, reason }: RevokeAccountKeysCommand): Promise<string[]> {
+    const account = await this.loadAccount(ctx, accountId);
+    const now = this.clock.now();
+    const live = await this.reader.liveKeys(account.id, now);
+    const appends = live.map((row) =>
+      this.keyAppend(ctx, row.id, row.version, revokeIfLive(keyFromRow(row), now, 'break-glass')),
+    );
+    await this.store.append([this.accountCondition(ctx, account), ...appends], metadataFor(ctx, reason));
+    return live.map((row) => row.id);
+  }
+}
+
+@CommandHandler(ChangePolicyCommand)
+export class ChangePolicyHandler extends KeyCommands implements ICommandHandler<ChangePolicyCommand, void> {
+  constructor(
+    @Inject(EventStore) store: EventStore,
+    @Inject(KeyReader) reader: KeyReader,
+    @Inject(DB) db: Db,
+    @Inject(CLOCK) clock: Clock,
+  ) {
+    super(store, reader, db, clock);
+  }
+
+  async execute({ ctx, changes, expectedVersion }: ChangePolicyCommand): Promise<void> {
+    const tenantId = tenantOf(ctx.caller);
+    const { policy, version } = await this.reader.policy(tenantId);
+    const events = decidePolicyChange(policy, changes);
+    await this.store.append(
+      [
+        {
+          tenantId,
+          streamId: policyStreamId(tenantId),
+          streamType: POLICY_STREAM,
+          expectedVersion: expectedVersion ?? version,
+          events,
+        },
+      ],
+      metadataFor(ctx),
+    );
+  }
+}
+
+export const keyHandlers = [
+  IssueKeyHandler,
+  RotateKeyHandler,
+  RevokeKeyHandler,
+  RevokeAccountKeysHandler,
+  ChangePolicyHandler,
+];

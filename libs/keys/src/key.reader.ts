@@ -1,0 +1,177 @@
+import { sql, type ExpressionBuilder, type Expression, type SqlBool } from 'kysely';
+import { decodeCursor, isId, ID_PREFIX, toPage, type Page } from '@keyward/core';
+import type { Database, Db, KeyRow } from '@keyward/db';
+import { DEFAULT_POLICY, type TenantPolicy } from './policy';
+import type { KeyRecord } from './verify';
+
+/**
+ * `keyStatusAt(key, now)` in ('active', 'rotating'), as SQL over the `keys` table: the same rule,
+ * for queries that count or list live keys. Change both together.
+ */
+export function keyIsLive(eb: ExpressionBuilder<Database, 'keys'>, now: Date): Expression<SqlBool> {
+  return eb.and([
+    eb('keys.revoked_at', 'is', null),
+    eb('keys.expired_at', 'is', null),
+    eb('keys.expires_at', '>', now),
+    eb.or([eb('keys.grace_ends_at', 'is', null), eb('keys.grace_ends_at', '>', now)]),
+  ]);
+}
+
+/** Queries over the `keys` and `tenant_policies` read models; each bound to a tenant. */
+export class KeyReader {
+  constructor(private readonly db: Db) {}
+
+  async get(tenantId: string, id: string): Promise<KeyRow | undefined> {
+    if (!isId(id, ID_PREFIX.key)) return undefined;
+    return this.db
+      .selectFrom('keys')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', id)
+      .executeTakeFirst();
+  }
+
+  async byAccount(
+    tenantId: string,
+    accountId: string,
+    limit: number,
+    cursor?: string,
+  ): Promise<Page<KeyRow>> {
+    let query = this.db
+      .selectFrom('keys')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('service_account_id', '=', accountId);
+    if (cursor) {
+      const after = decodeCursor(cursor);
+      query = query.where(sql<boolean>`(created_at, id) > (${after.createdAt}::timestamptz, ${after.id})`);
+    }
+    const rows = await query
+      .orderBy('created_at')
+      .orderBy('id')
+      .limit(limit + 1)
+      .execute();
+    const page = toPage(
+      rows.map((row) => ({ row, createdAt: row.created_at, id: row.id })),
+      limit,
+    );
+    return { items: page.items.map((p) => p.row), nextCursor: page.nextCursor };
+  }
+
+  /** Keys whose visible prefix starts with `prefix` (incident response: a prefix seen in a log). */
+  async byPrefix(tenantId: string, prefix: string, limit: number): Promise<KeyRow[]> {
+    return this.db
+      .selectFrom('keys')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('prefix', 'like', `${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`)
+      .orderBy('created_at')
+      .orderBy('id')
+      .limit(limit)
+      .execute();
+  }
+
+  async liveKeys(accountId: string, now: Date): Promise<KeyRow[]> {
+    return this.db
+      .selectFrom('keys')
+      .selectAll()
+      .where('service_account_id', '=', accountId)
+      .where((eb) => keyIsLive(eb, now))
+      .execute();
+  }
+
+  /** Every key of the account that has not been revoked, live or not (for scope narrowing). */
+  async unrevokedKeys(accountId: string): Promise<KeyRow[]> {
+    return this.db
+      .selectFrom('keys')
+      .selectAll()
+      .where('service_account_id', '=', accountId)
+      .where('revoked_at', 'is', null)
+      .execute();
+  }
+
+  async byHash(tenantId: string, secretHash: string): Promise<KeyRow | undefined> {
+    return this.db
+      .selectFrom('keys')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('secret_hash', '=', secretHash)
+      .executeTakeFirst();
+  }
+
+  /** The key with this id part and its account, as the verifier needs them: one indexed read. */
+  async record(tenantId: string, keyId: string): Promise<KeyRecord | null> {
+    return this.findRecord(keyId, tenantId);
+  }
+
+  /** For authenticating a key as a caller, before any tenant is known. */
+  async recordInAnyTenant(keyId: string): Promise<KeyRecord | null> {
+    return this.findRecord(keyId);
+  }
+
+  private async findRecord(keyId: string, tenantId?: string): Promise<KeyRecord | null> {
+    const row = await this.db
+      .selectFrom('keys')
+      .innerJoin('service_accounts as a', 'a.id', 'keys.service_account_id')
+      .select([
+        'keys.id',
+        'keys.tenant_id',
+        'keys.service_account_id',
+        'keys.secret_hash',
+        'keys.environment',
+        'keys.scopes',
+        'keys.boundaries',
+        'keys.allowed_cidrs',
+        'keys.rate_limit',
+        'keys.expires_at',
+        'keys.grace_ends_at',
+        'keys.revoked_at',
+        'keys.expired_at',
+        'a.name as account_name',
+        'a.environment as account_environment',
+        'a.status as account_status',
+        'a.boundaries as account_boundaries',
+        'a.allowed_cidrs as account_cidrs',
+      ])
+      .where('keys.id', '=', keyId)
+      .$if(tenantId !== undefined, (q) => q.where('keys.tenant_id', '=', tenantId!))
+      .executeTakeFirst();
+    if (!row) return null;
+    return {
+      key: {
+        id: row.id,
+        tenantId: row.tenant_id,
+        serviceAccountId: row.service_account_id,
+        secretHash: row.secret_hash,
+        environment: row.environment as KeyRecord['key']['environment'],
+        scopes: row.scopes,
+        boundaries: row.boundaries,
+        allowedCidrs: row.allowed_cidrs,
+        rateLimit: row.rate_limit,
+        expiresAt: row.expires_at.toISOString(),
+        graceEndsAt: row.grace_ends_at?.toISOString() ?? null,
+        revokedAt: row.revoked_at,
+        expiredAt: row.expired_at,
+      },
+      account: {
+        id: row.service_account_id,
+        name: row.account_name,
+        environment: row.account_environment,
+        status: row.account_status,
+        boundaries: row.account_boundaries,
+        allowedCidrs: row.account_cidrs,
+      },
+    };
+  }
+
+  async policy(tenantId: string): Promise<{ policy: TenantPolicy; version: number }> {
+    const row = await this.db
+      .selectFrom('tenant_policies')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .executeTakeFirst();
+    return row
+      ? { policy: { ...DEFAULT_POLICY, ...(row.policy as Partial<TenantPolicy>) }, version: row.version }
+      : { policy: DEFAULT_POLICY, version: 0 };
+  }
+}
