@@ -7,6 +7,7 @@ import { AccountsModule } from '@keyward/accounts';
 import { PlatformModule, type PlatformOptions } from '@keyward/platform';
 import { TenantsModule } from '@keyward/tenants';
 import { AdminModule } from './admin/admin.module';
+import { KeysApiModule } from './keys/keys-api.module';
 import { ServiceAccountsController } from './accounts/service-accounts.controller';
 import { AuthGuard } from './auth/auth.guard';
 import { ProblemFilter } from './http/problem.filter';
@@ -33,6 +34,7 @@ export class AppModule {
         TenantsModule,
         AccountsModule,
         AdminModule,
+        KeysApiModule,
       ],
       controllers: [HealthController, MetricsController, TenantsController, ServiceAccountsController],
       providers: [

@@ -6,7 +6,9 @@ import { ROLE_SCOPES, scopesAllow } from './roles';
 export type Caller =
   | { kind: 'bootstrap' }
   | { kind: 'operator'; id: string; tenantId: string; name: string; role: Role }
-  | { kind: 'system'; id: string; name: string; tenantId: string | null };
+  | { kind: 'system'; id: string; name: string; tenantId: string | null }
+  /** Automation calling Keyward itself with a key that carries `keyward:*` scopes. */
+  | { kind: 'service-account'; id: string; keyId: string; tenantId: string; name: string; scopes: string[] };
 
 export type TenantCaller = Extract<Caller, { tenantId: string }>;
 
@@ -22,6 +24,8 @@ export function callerAllows(caller: Caller, permission: Permission): boolean {
       return scopesAllow(ROLE_SCOPES[caller.role], permission);
     case 'system':
       return true;
+    case 'service-account':
+      return scopesAllow(caller.scopes, permission);
   }
 }
 
@@ -33,5 +37,7 @@ export function actorOf(caller: Caller): Actor {
       return { type: 'operator', id: caller.id, name: caller.name };
     case 'system':
       return { type: 'system', id: caller.id, name: caller.name };
+    case 'service-account':
+      return { type: 'service-account', id: caller.id, name: `${caller.name} (key ${caller.keyId})` };
   }
 }

@@ -33,5 +33,9 @@ const PERMISSION_SCOPE: Record<Permission, GovernanceScope> = {
 };
 
 export function scopesAllow(scopes: readonly string[], permission: Permission): boolean {
-  return scopes.includes('keyward:admin') || scopes.includes(PERMISSION_SCOPE[permission]);
+  return (
+    scopes.includes('keyward:admin') ||
+    scopes.includes('keyward:*') ||
+    scopes.includes(PERMISSION_SCOPE[permission])
+  );
 }

@@ -1,4 +1,4 @@
-import { Conflict, PolicyViolation } from '@keyward/core';
+import { Conflict, PolicyViolation, ValidationFailed } from '@keyward/core';
 import type { KeyEvent, KeyIssuedV1, RateLimit, RevocationCause } from './key.events';
 import { scopesCover, withinBoundaries } from './matching';
 import type { TenantPolicy } from './policy';
@@ -130,6 +130,12 @@ export function decideIssue(
   }
   const maxDays = policy.maxKeyLifetimeDays[account.environment];
   const days = command.expiresInDays ?? maxDays;
+  // A key always expires, and is never expired at birth.
+  if (!Number.isInteger(days) || days < 1) {
+    throw new ValidationFailed('the lifetime is not valid', [
+      { field: 'expiresInDays', message: 'must be a whole number of days, at least 1' },
+    ]);
+  }
   if (days > maxDays) {
     throw new PolicyViolation(
       `a ${account.environment} key lives at most ${maxDays} days (tenant policy maxKeyLifetimeDays)`,

@@ -26,16 +26,24 @@ export function withinBoundaries(boundaries: readonly string[], resource: string
   return boundaries.length === 0 || boundaries.some((b) => boundaryCovers(b, resource));
 }
 
+/** IPv4 addresses written as IPv6 (`::ffff:10.20.1.7`), as dual-stack sockets report them. */
+const IPV4_MAPPED = new BlockList();
+IPV4_MAPPED.addSubnet('::ffff:0:0', 96, 'ipv6');
+
 /** True when `ip` lies in one of the CIDRs; an empty list allows every address. */
 export function ipAllowed(cidrs: readonly string[], ip: string | undefined): boolean {
   if (cidrs.length === 0) return true;
   if (ip === undefined) return false;
   const family = isIP(ip);
   if (family === 0) return false;
+  // BlockList reads an IPv4 address as ::ffff:a.b.c.d, so `::/0` (any IPv6 range up to /80) would
+  // admit every IPv4 address: an IPv4 address, however written, meets IPv4 ranges only.
+  const ipv4 = family === 4 || IPV4_MAPPED.check(ip, 'ipv6');
   const list = new BlockList();
   for (const cidr of cidrs) {
     const [network, bits] = cidr.split('/');
     const cidrFamily = isIP(network);
+    if (ipv4 && cidrFamily === 6) continue;
     list.addSubnet(network, Number(bits), cidrFamily === 6 ? 'ipv6' : 'ipv4');
   }
   return list.check(ip, family === 6 ? 'ipv6' : 'ipv4');

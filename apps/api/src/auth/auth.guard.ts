@@ -10,6 +10,7 @@ import {
   type Caller,
   type Role,
 } from '@keyward/auth';
+import { Verifier } from '@keyward/keys';
 import { OperatorReader } from '@keyward/tenants';
 import type { KeywardRequest } from '../http/request-context';
 import { ACCESS, type AccessRule } from './access.decorator';
@@ -24,6 +25,7 @@ export class AuthGuard implements CanActivate {
     @Inject(Reflector) private readonly reflector: Reflector,
     @Inject(CONFIG) private readonly config: KeywardConfig,
     @Inject(OperatorReader) private readonly operators: OperatorReader,
+    @Inject(Verifier) private readonly verifier: Verifier,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
@@ -55,6 +57,20 @@ export class AuthGuard implements CanActivate {
     const credential = match[1];
     if (this.config.bootstrapToken !== undefined && secretsEqual(credential, this.config.bootstrapToken)) {
       return { kind: 'bootstrap' };
+    }
+    if (credential.startsWith('kw_')) {
+      // The same decision as POST /v1/verify, without scope, resource or rate checks.
+      const record = await this.verifier.authenticate(credential);
+      if (record) {
+        return {
+          kind: 'service-account',
+          id: record.account.id,
+          keyId: record.key.id,
+          tenantId: record.key.tenantId,
+          name: record.account.name,
+          scopes: record.key.scopes.filter((s) => s.startsWith('keyward:')),
+        };
+      }
     }
     if (isOperatorTokenForm(credential)) {
       const operator = await this.operators.byTokenHash(sha256Hex(credential));
