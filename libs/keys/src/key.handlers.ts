@@ -4,8 +4,9 @@ import { CLOCK, ID_PREFIX, NotFound, newId, type Clock } from '@keyward/core';
 import { metadataFor, tenantOf, type CommandContext } from '@keyward/auth';
 import { DB, type Db } from '@keyward/db';
 import { EventStore, type StreamAppend } from '@keyward/event-store';
-import { issueKeySecret } from './key-secret';
+import { issueKeySecret, keyHash } from './key-secret';
 import {
+  decideExposure,
   decideIssue,
   decideRevoke,
   decideRotate,
@@ -286,7 +287,87 @@ export class ChangePolicyHandler extends KeyCommands implements ICommandHandler<
   }
 }
 
+export interface Exposure {
+  key: string;
+  url: string | null;
+  source: string | null;
+}
+
+export type ExposureResult =
+  | { matched: false }
+  | {
+      matched: true;
+      keyId: string;
+      prefix: string;
+      serviceAccount: { id: string; name: string };
+      action: 'revoked' | 'flagged' | 'already-revoked';
+    };
+
+export class ReportExposuresCommand {
+  constructor(
+    readonly ctx: CommandContext,
+    readonly exposures: Exposure[],
+  ) {}
+}
+
+@CommandHandler(ReportExposuresCommand)
+export class ReportExposuresHandler
+  extends KeyCommands
+  implements ICommandHandler<ReportExposuresCommand, ExposureResult[]>
+{
+  constructor(
+    @Inject(EventStore) store: EventStore,
+    @Inject(KeyReader) reader: KeyReader,
+    @Inject(DB) db: Db,
+    @Inject(CLOCK) clock: Clock,
+  ) {
+    super(store, reader, db, clock);
+  }
+
+  /** Each raw key is matched by its SHA-256 and forgotten: it reaches no event, log or answer. */
+  async execute({ ctx, exposures }: ReportExposuresCommand): Promise<ExposureResult[]> {
+    const tenantId = tenantOf(ctx.caller);
+    const { policy } = await this.reader.policy(tenantId);
+    const results: ExposureResult[] = [];
+    for (const exposure of exposures) {
+      const row = await this.reader.byHash(tenantId, keyHash(exposure.key));
+      if (!row) {
+        results.push({ matched: false });
+        continue;
+      }
+      const key = await this.loadKey(ctx, row.id);
+      const account = await this.loadAccountName(row.service_account_id);
+      const events = decideExposure(key, policy.exposureAction, {
+        url: exposure.url,
+        source: exposure.source,
+      });
+      await this.store.append(
+        [this.keyAppend(ctx, key.id, key.version, events)],
+        metadataFor(ctx, 'key exposed'),
+      );
+      results.push({
+        matched: true,
+        keyId: key.id,
+        prefix: key.prefix,
+        serviceAccount: { id: row.service_account_id, name: account },
+        action: key.revokedAt ? 'already-revoked' : policy.exposureAction === 'flag' ? 'flagged' : 'revoked',
+      });
+    }
+    return results;
+  }
+
+  private async loadAccountName(accountId: string): Promise<string> {
+    const row = await this.db
+      .selectFrom('service_accounts')
+      .select('name')
+      .where('id', '=', accountId)
+      .executeTakeFirst();
+    return row?.name ?? accountId;
+  }
+}
+
 export const keyHandlers = [
+  ReportExposuresHandler,
   IssueKeyHandler,
   RotateKeyHandler,
   RevokeKeyHandler,

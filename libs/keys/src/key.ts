@@ -230,3 +230,17 @@ export function decideNarrowToCeiling(key: Key, ceiling: readonly string[]): Key
   const removed = key.scopes.filter((s) => !scopesCover(ceiling, s));
   return removed.length ? [{ type: 'KeyScopesNarrowed', data: { removed } }] : [];
 }
+
+/**
+ * Someone found the key where it should not be. Always recorded; revoked in the same commit
+ * unless the tenant's policy says only to flag it (or it is revoked already).
+ */
+export function decideExposure(
+  key: Key,
+  action: 'revoke' | 'flag',
+  found: { url: string | null; source: string | null },
+): KeyEvent[] {
+  const exposed: KeyEvent = { type: 'KeyExposed', data: found };
+  if (action === 'flag' || key.revokedAt) return [exposed];
+  return [exposed, { type: 'KeyRevoked', data: { cause: 'exposed', emergency: true } }];
+}

@@ -5,12 +5,13 @@ import { CLOCK, type Clock } from '@keyward/core';
 import { CONFIG, type KeywardConfig } from '@keyward/config';
 import { KeyReader, KeysModule, RateLimiter, Verifier } from '@keyward/keys';
 import { REDIS } from '@keyward/redis';
+import { ExposuresController } from './exposures.controller';
 import { KeysController } from './keys.controller';
 
 /** The HTTP side of keys, verify and tenant policy; the Verifier is shared with the auth guard. */
 @Module({
   imports: [KeysModule, AccountsModule],
-  controllers: [KeysController],
+  controllers: [KeysController, ExposuresController],
   providers: [
     {
       provide: Verifier,
