@@ -1,5 +1,6 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import { Pool, type PoolConfig } from 'pg';
+import Cursor from 'pg-cursor';
 import type { Database } from './schema';
 
 export type Db = Kysely<Database>;
@@ -26,7 +27,8 @@ export function createDb(databaseUrl: string, options: DbOptions = {}): Db {
   const pool = new Pool(poolConfig(databaseUrl, options));
   // An idle client's error (the server restarted) must not crash the process; the pool drops it.
   pool.on('error', () => undefined);
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  // The cursor lets queries stream (reports, exports) in flat memory instead of loading every row.
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool, cursor: Cursor }) });
 }
 
 /** Injection token for the Kysely instance in Nest modules. */

@@ -10,3 +10,4 @@ export * from './key.handlers';
 export * from './keys.module';
 export * from './rate-limiter';
 export * from './verifier';
+export * from './credential-report';

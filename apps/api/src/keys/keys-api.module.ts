@@ -7,11 +7,12 @@ import { KeyReader, KeysModule, RateLimiter, Verifier } from '@keyward/keys';
 import { REDIS } from '@keyward/redis';
 import { ExposuresController } from './exposures.controller';
 import { KeysController } from './keys.controller';
+import { ReportsController } from './reports.controller';
 
 /** The HTTP side of keys, verify and tenant policy; the Verifier is shared with the auth guard. */
 @Module({
   imports: [KeysModule, AccountsModule],
-  controllers: [KeysController, ExposuresController],
+  controllers: [KeysController, ExposuresController, ReportsController],
   providers: [
     {
       provide: Verifier,

@@ -1,0 +1,111 @@
+import type { Db } from '@keyward/db';
+import { keyIsLive } from './key.reader';
+import { keyStatusAt, type KeyStatus } from './key';
+
+/** One live key with its account: a row of the credential report (API.md "Reports"). */
+export interface CredentialReportRow {
+  serviceAccountId: string;
+  serviceAccount: string;
+  environment: string;
+  businessOwner: string;
+  technicalOwner: string;
+  keyId: string;
+  prefix: string;
+  scopes: string[];
+  createdAt: string;
+  lastUsedAt: string | null;
+  expiresAt: string;
+  /** When the account's rotation policy wants the key replaced; null without a policy. */
+  rotationDueAt: string | null;
+  status: KeyStatus;
+}
+
+const DAY_MS = 24 * 3600 * 1000;
+
+/**
+ * Every live key of the tenant, streamed from a database cursor in batches, so ten thousand keys
+ * never sit in memory at once.
+ */
+export async function* credentialReport(db: Db, tenantId: string, now: Date): AsyncGenerator<CredentialReportRow> {
+  const rows = db
+    .selectFrom('keys')
+    .innerJoin('service_accounts as a', 'a.id', 'keys.service_account_id')
+    .select([
+      'keys.id',
+      'keys.prefix',
+      'keys.scopes',
+      'keys.created_at',
+      'keys.last_used_at',
+      'keys.expires_at',
+      'keys.grace_ends_at',
+      'keys.revoked_at',
+      'keys.expired_at',
+      'a.id as account_id',
+      'a.name as account_name',
+      'a.environment',
+      'a.business_owner',
+      'a.technical_owner',
+      'a.rotation_policy',
+    ])
+    .where('keys.tenant_id', '=', tenantId)
+    .where('a.status', '<>', 'deleted')
+    .where((eb) => keyIsLive(eb, now))
+    .orderBy('a.name')
+    .orderBy('keys.created_at')
+    .orderBy('keys.id')
+    .stream(500);
+  for await (const row of rows) {
+    const policy = row.rotation_policy;
+    const expiresAt = row.expires_at.toISOString();
+    const graceEndsAt = row.grace_ends_at?.toISOString() ?? null;
+    yield {
+      serviceAccountId: row.account_id,
+      serviceAccount: row.account_name,
+      environment: row.environment,
+      businessOwner: row.business_owner,
+      technicalOwner: row.technical_owner,
+      keyId: row.id,
+      prefix: row.prefix,
+      scopes: row.scopes,
+      createdAt: row.created_at.toISOString(),
+      lastUsedAt: row.last_used_at?.toISOString() ?? null,
+      expiresAt,
+      rotationDueAt: policy
+        ? new Date(row.created_at.getTime() + (policy.maxKeyAgeDays - policy.notifyBeforeDays) * DAY_MS).toISOString()
+        : null,
+      status: keyStatusAt({ revokedAt: row.revoked_at, expiredAt: row.expired_at, expiresAt, graceEndsAt }, now),
+    };
+  }
+}
+
+export const CREDENTIAL_REPORT_COLUMNS: readonly (keyof CredentialReportRow)[] = [
+  'serviceAccountId',
+  'serviceAccount',
+  'environment',
+  'businessOwner',
+  'technicalOwner',
+  'keyId',
+  'prefix',
+  'scopes',
+  'createdAt',
+  'lastUsedAt',
+  'expiresAt',
+  'rotationDueAt',
+  'status',
+];
+
+/**
+ * One CSV field (RFC 4180 quoting). A text that a spreadsheet would run as a formula gets a
+ * leading apostrophe: owners are free text that anyone with admin rights can set.
+ */
+export function csvField(value: string | string[] | null): string {
+  let text = value === null ? '' : Array.isArray(value) ? value.join(' ') : value;
+  if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
+  return /[",\r\n']/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+export function csvLine(row: CredentialReportRow): string {
+  return `${CREDENTIAL_REPORT_COLUMNS.map((c) => csvField(row[c])).join(',')}\r\n`;
+}
+
+export const CSV_HEADER = `${CREDENTIAL_REPORT_COLUMNS.join(',')}\r\n`;
