@@ -96,7 +96,7 @@ describe('cursor', () => {
 
   describe('toPage', () => {
     const rows = Array.from({ length: 4 }, (_, i) => ({
-      id: `row-${i}`,
+      id: `sa_${String(i).padStart(20, '0')}`,
       createdAt: new Date(Date.UTC(2026, 0, 1, 0, 0, i)),
     }));
 
@@ -106,7 +106,7 @@ describe('cursor', () => {
       expect(page.nextCursor).not.toBeNull();
       expect(decodeCursor(page.nextCursor as string)).toEqual({
         createdAt: '2026-01-01T00:00:02.000Z',
-        id: 'row-2',
+        id: 'sa_00000000000000000002',
       });
     });
 
@@ -281,5 +281,14 @@ describe('domain errors', () => {
       'CONFLICT',
       { expectedVersion: 1, actualVersion: 2 },
     ]);
+  });
+});
+
+describe('cursor ids', () => {
+  it('refuses a cursor whose id is not one of ours (it would reach SQL)', () => {
+    const forged = Buffer.from(JSON.stringify(['2026-01-01T00:00:00.000Z', 'key_\u0000'])).toString(
+      'base64url',
+    );
+    expect(() => decodeCursor(forged)).toThrow(ValidationFailed);
   });
 });

@@ -1,4 +1,5 @@
 import { ValidationFailed } from './errors';
+import { OPAQUE_ID } from './ids';
 
 /** A keyset cursor over (createdAt, id): opaque to callers, checked when it comes back. */
 export interface Cursor {
@@ -20,7 +21,8 @@ export function decodeCursor(text: string): Cursor {
       typeof createdAt === 'string' &&
       typeof id === 'string' &&
       isIsoInstant(createdAt) &&
-      id.length <= 64
+      // Every list is keyed by one of our opaque ids; anything else (a NUL byte) must not reach SQL.
+      OPAQUE_ID.test(id)
     ) {
       return { createdAt, id };
     }

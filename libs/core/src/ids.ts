@@ -27,9 +27,10 @@ export function newId(prefix: string): string {
   return `${prefix}${randomBase62(20)}`;
 }
 
-const ID_PATTERN = /^[a-z]{2,4}_[0-9A-Za-z]{20}$/;
+/** The form of every id this service makes: a kind prefix and 20 base62 characters. */
+export const OPAQUE_ID = /^[a-z]{2,4}_[0-9A-Za-z]{20}$/;
 
 /** Ids are checked for form before they reach SQL; a malformed id can only be "not found". */
 export function isId(value: string, prefix: string): boolean {
-  return value.startsWith(prefix) && ID_PATTERN.test(value);
+  return value.startsWith(prefix) && OPAQUE_ID.test(value);
 }

@@ -29,18 +29,28 @@ export class EventStore {
    * Appends to every stream in `appends` atomically, each checked against its expected version.
    * On a version mismatch throws StreamVersionConflict and appends nothing.
    */
-  async append(appends: readonly StreamAppend[], metadata: EventMetadata): Promise<RecordedEvent[]> {
+  /**
+   * `guard`, when given, runs inside the transaction after every stream version is claimed (and
+   * each condition's row locked): a rule over several rows, such as a count of an account's live
+   * keys, is checked there against committed data that cannot change until this commits.
+   */
+  async append(
+    appends: readonly StreamAppend[],
+    metadata: EventMetadata,
+    guard?: (trx: Transaction<Database>) => Promise<void>,
+  ): Promise<RecordedEvent[]> {
     // An empty append with an expected version is a condition: that stream must stay at that
     // version until this commits (a key is issued against the account version it was checked on).
     const relevant = appends.filter((a) => a.events.length > 0 || a.expectedVersion !== 'any');
     if (!relevant.some((a) => a.events.length > 0)) return [];
-    return this.db.transaction().execute((trx) => this.appendIn(trx, relevant, metadata));
+    return this.db.transaction().execute((trx) => this.appendIn(trx, relevant, metadata, guard));
   }
 
   private async appendIn(
     trx: Transaction<Database>,
     appends: readonly StreamAppend[],
     metadata: EventMetadata,
+    guard?: (trx: Transaction<Database>) => Promise<void>,
   ): Promise<RecordedEvent[]> {
     const occurredAt = this.clock.now();
     const pending: PendingEvent[] = [];
@@ -65,6 +75,7 @@ export class EventStore {
         }),
       );
     }
+    if (guard) await guard(trx);
     // Keep the caller's order of events across streams (the order the decision produced them).
     const order = new Map(appends.map((a, i) => [a.streamId, i]));
     pending.sort(
@@ -124,15 +135,16 @@ export class EventStore {
   }
 
   /**
-   * Checks a stream is at its expected version and share-locks its row until commit, so an append
-   * to that stream waits for this transaction and then conflicts, instead of slipping between.
+   * Checks a stream is at its expected version and locks its row until commit: an append to that
+   * stream waits and then conflicts, and two decisions on the same condition run one after the
+   * other (so a guard's count is never read by both before either commits).
    */
   private async holdVersion(trx: Transaction<Database>, append: StreamAppend): Promise<number> {
     const row = await trx
       .selectFrom('streams')
       .select('version')
       .where('stream_id', '=', append.streamId)
-      .forShare()
+      .forUpdate()
       .executeTakeFirst();
     const actual = row ? Number(row.version) : 0;
     if (actual !== append.expectedVersion) {

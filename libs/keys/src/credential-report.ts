@@ -26,7 +26,11 @@ const DAY_MS = 24 * 3600 * 1000;
  * Every live key of the tenant, streamed from a database cursor in batches, so ten thousand keys
  * never sit in memory at once.
  */
-export async function* credentialReport(db: Db, tenantId: string, now: Date): AsyncGenerator<CredentialReportRow> {
+export async function* credentialReport(
+  db: Db,
+  tenantId: string,
+  now: Date,
+): AsyncGenerator<CredentialReportRow> {
   const rows = db
     .selectFrom('keys')
     .innerJoin('service_accounts as a', 'a.id', 'keys.service_account_id')
@@ -71,9 +75,14 @@ export async function* credentialReport(db: Db, tenantId: string, now: Date): As
       lastUsedAt: row.last_used_at?.toISOString() ?? null,
       expiresAt,
       rotationDueAt: policy
-        ? new Date(row.created_at.getTime() + (policy.maxKeyAgeDays - policy.notifyBeforeDays) * DAY_MS).toISOString()
+        ? new Date(
+            row.created_at.getTime() + (policy.maxKeyAgeDays - policy.notifyBeforeDays) * DAY_MS,
+          ).toISOString()
         : null,
-      status: keyStatusAt({ revokedAt: row.revoked_at, expiredAt: row.expired_at, expiresAt, graceEndsAt }, now),
+      status: keyStatusAt(
+        { revokedAt: row.revoked_at, expiredAt: row.expired_at, expiresAt, graceEndsAt },
+        now,
+      ),
     };
   }
 }

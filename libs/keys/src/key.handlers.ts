@@ -1,11 +1,14 @@
 import { Inject } from '@nestjs/common';
 import { CommandHandler, type ICommandHandler } from '@nestjs/cqrs';
-import { CLOCK, ID_PREFIX, NotFound, newId, type Clock } from '@keyward/core';
+import { CLOCK, Conflict, ID_PREFIX, NotFound, isId, newId, type Clock } from '@keyward/core';
 import { metadataFor, tenantOf, type CommandContext } from '@keyward/auth';
-import { DB, type Db } from '@keyward/db';
+import type { Transaction } from 'kysely';
+import { DB, type Database, type Db } from '@keyward/db';
 import { EventStore, type StreamAppend } from '@keyward/event-store';
 import { issueKeySecret, keyHash } from './key-secret';
 import {
+  assertKeyVersion,
+  assertRoomForKey,
   decideExposure,
   decideIssue,
   decideRevoke,
@@ -18,9 +21,15 @@ import {
   type KeyFact,
 } from './key';
 import { KEY_STREAM, type KeyEvent } from './key.events';
-import { KeyReader } from './key.reader';
+import { KeyReader, liveKeyCount } from './key.reader';
 import { keyFromRow } from './keys.projection';
-import { POLICY_STREAM, decidePolicyChange, policyStreamId, type PolicyChanges } from './policy';
+import {
+  POLICY_STREAM,
+  decidePolicyChange,
+  policyStreamId,
+  type PolicyChanges,
+  type TenantPolicy,
+} from './policy';
 
 /** The account's stream: a key decision is appended on the condition that it did not change meanwhile. */
 const ACCOUNT_STREAM = 'service-account';
@@ -40,6 +49,7 @@ export class RotateKeyCommand {
     readonly keyId: string,
     readonly graceSeconds: number,
     readonly reason: string | null,
+    readonly expectedVersion?: number,
   ) {}
 }
 
@@ -49,6 +59,7 @@ export class RevokeKeyCommand {
     readonly keyId: string,
     readonly reason: string | null,
     readonly emergency: boolean,
+    readonly expectedVersion?: number,
   ) {}
 }
 
@@ -64,6 +75,7 @@ export class ChangePolicyCommand {
   constructor(
     readonly ctx: CommandContext,
     readonly changes: PolicyChanges,
+    readonly reason: string | null,
     readonly expectedVersion?: number,
   ) {}
 }
@@ -95,6 +107,7 @@ class KeyCommands {
     ctx: CommandContext,
     accountId: string,
   ): Promise<KeyAccount & { version: number }> {
+    if (!isId(accountId, ID_PREFIX.serviceAccount)) throw new NotFound(`no service account ${accountId}`);
     const row = await this.db
       .selectFrom('service_accounts')
       .selectAll()
@@ -139,6 +152,15 @@ class KeyCommands {
     };
   }
 
+  /**
+   * Inside the append's transaction, with the account's stream row locked: the live keys counted
+   * again, so issues racing on one account cannot together pass maxActiveKeys.
+   */
+  protected roomGuard(accountId: string, policy: TenantPolicy, now: Date) {
+    return async (trx: Transaction<Database>) =>
+      assertRoomForKey(await liveKeyCount(trx, accountId, now), policy);
+  }
+
   protected async issueContext(ctx: CommandContext, account: KeyAccount, keyId: string) {
     const now = this.clock.now();
     const [{ policy }, live] = await Promise.all([
@@ -174,6 +196,7 @@ export class IssueKeyHandler extends KeyCommands implements ICommandHandler<Issu
     await this.store.append(
       [this.accountCondition(ctx, account), this.keyAppend(ctx, id, 0, events)],
       metadataFor(ctx, reason),
+      this.roomGuard(account.id, issue.policy, issue.now),
     );
     return { id, secret: issue.secret.secret };
   }
@@ -190,8 +213,9 @@ export class RotateKeyHandler extends KeyCommands implements ICommandHandler<Rot
     super(store, reader, db, clock);
   }
 
-  async execute({ ctx, keyId, graceSeconds, reason }: RotateKeyCommand): Promise<IssuedKey> {
+  async execute({ ctx, keyId, graceSeconds, reason, expectedVersion }: RotateKeyCommand): Promise<IssuedKey> {
     const old = await this.loadKey(ctx, keyId);
+    assertKeyVersion(old, expectedVersion);
     const account = await this.loadAccount(ctx, old.serviceAccountId);
     const id = newId(ID_PREFIX.key);
     const issue = await this.issueContext(ctx, account, id);
@@ -204,6 +228,7 @@ export class RotateKeyHandler extends KeyCommands implements ICommandHandler<Rot
         this.keyAppend(ctx, id, 0, rotation.issued),
       ],
       metadataFor(ctx, reason),
+      this.roomGuard(account.id, issue.policy, issue.now),
     );
     return { id, secret: issue.secret.secret };
   }
@@ -220,8 +245,9 @@ export class RevokeKeyHandler extends KeyCommands implements ICommandHandler<Rev
     super(store, reader, db, clock);
   }
 
-  async execute({ ctx, keyId, reason, emergency }: RevokeKeyCommand): Promise<string> {
+  async execute({ ctx, keyId, reason, emergency, expectedVersion }: RevokeKeyCommand): Promise<string> {
     const key = await this.loadKey(ctx, keyId);
+    assertKeyVersion(key, expectedVersion);
     await this.store.append(
       [this.keyAppend(ctx, key.id, key.version, decideRevoke(key, 'manual', emergency))],
       metadataFor(ctx, reason),
@@ -252,7 +278,17 @@ export class RevokeAccountKeysHandler
     const appends = live.map((row) =>
       this.keyAppend(ctx, row.id, row.version, revokeIfLive(keyFromRow(row), now, 'break-glass')),
     );
-    await this.store.append([this.accountCondition(ctx, account), ...appends], metadataFor(ctx, reason));
+    // A key issued between our read and the account lock would escape the break-glass: refuse.
+    const guard = async (trx: Transaction<Database>) => {
+      if ((await liveKeyCount(trx, account.id, now)) !== live.length) {
+        throw new Conflict('the account gained a key while its keys were being revoked; try again');
+      }
+    };
+    await this.store.append(
+      [this.accountCondition(ctx, account), ...appends],
+      metadataFor(ctx, reason),
+      guard,
+    );
     return live.map((row) => row.id);
   }
 }
@@ -268,9 +304,16 @@ export class ChangePolicyHandler extends KeyCommands implements ICommandHandler<
     super(store, reader, db, clock);
   }
 
-  async execute({ ctx, changes, expectedVersion }: ChangePolicyCommand): Promise<void> {
+  async execute({ ctx, changes, reason, expectedVersion }: ChangePolicyCommand): Promise<void> {
     const tenantId = tenantOf(ctx.caller);
     const { policy, version } = await this.reader.policy(tenantId);
+    // Checked here too: a change that changes nothing appends nothing, so the store would not check it.
+    if (expectedVersion !== undefined && expectedVersion !== version) {
+      throw new Conflict(`the tenant policy is at version ${version}, not ${expectedVersion}`, {
+        expectedVersion,
+        actualVersion: version,
+      });
+    }
     const events = decidePolicyChange(policy, changes);
     await this.store.append(
       [
@@ -278,11 +321,11 @@ export class ChangePolicyHandler extends KeyCommands implements ICommandHandler<
           tenantId,
           streamId: policyStreamId(tenantId),
           streamType: POLICY_STREAM,
-          expectedVersion: expectedVersion ?? version,
+          expectedVersion: version,
           events,
         },
       ],
-      metadataFor(ctx),
+      metadataFor(ctx, reason),
     );
   }
 }

@@ -1,4 +1,4 @@
-import { sql, type ExpressionBuilder, type Expression, type SqlBool } from 'kysely';
+import { sql, type ExpressionBuilder, type Expression, type SqlBool, type Transaction } from 'kysely';
 import { decodeCursor, isId, ID_PREFIX, toPage, type Page } from '@keyward/core';
 import type { Database, Db, KeyRow } from '@keyward/db';
 import { DEFAULT_POLICY, type TenantPolicy } from './policy';
@@ -15,6 +15,21 @@ export function keyIsLive(eb: ExpressionBuilder<Database, 'keys'>, now: Date): E
     eb('keys.expires_at', '>', now),
     eb.or([eb('keys.grace_ends_at', 'is', null), eb('keys.grace_ends_at', '>', now)]),
   ]);
+}
+
+/** Live keys of an account now, read with the given executor (a transaction, for guards). */
+export async function liveKeyCount(
+  executor: Db | Transaction<Database>,
+  accountId: string,
+  now: Date,
+): Promise<number> {
+  const row = await executor
+    .selectFrom('keys')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where('service_account_id', '=', accountId)
+    .where((eb) => keyIsLive(eb, now))
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
 }
 
 /** Queries over the `keys` and `tenant_policies` read models; each bound to a tenant. */
@@ -59,16 +74,26 @@ export class KeyReader {
   }
 
   /** Keys whose visible prefix starts with `prefix` (incident response: a prefix seen in a log). */
-  async byPrefix(tenantId: string, prefix: string, limit: number): Promise<KeyRow[]> {
-    return this.db
+  async byPrefix(tenantId: string, prefix: string, limit: number, cursor?: string): Promise<Page<KeyRow>> {
+    let query = this.db
       .selectFrom('keys')
       .selectAll()
       .where('tenant_id', '=', tenantId)
-      .where('prefix', 'like', `${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`)
+      .where('prefix', 'like', `${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+    if (cursor) {
+      const after = decodeCursor(cursor);
+      query = query.where(sql<boolean>`(created_at, id) > (${after.createdAt}::timestamptz, ${after.id})`);
+    }
+    const rows = await query
       .orderBy('created_at')
       .orderBy('id')
-      .limit(limit)
+      .limit(limit + 1)
       .execute();
+    const page = toPage(
+      rows.map((row) => ({ row, createdAt: row.created_at, id: row.id })),
+      limit,
+    );
+    return { items: page.items.map((p) => p.row), nextCursor: page.nextCursor };
   }
 
   async liveKeys(accountId: string, now: Date): Promise<KeyRow[]> {

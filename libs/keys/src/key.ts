@@ -76,6 +76,29 @@ export function isLive(key: StatusFields, now: Date): boolean {
 
 // ---- decisions ----
 
+/** An account holds at most `maxActiveKeys` live keys; one more is a policy violation. */
+export function assertRoomForKey(liveKeys: number, policy: TenantPolicy): void {
+  if (liveKeys >= policy.maxActiveKeys) {
+    throw new PolicyViolation(
+      `the account holds ${liveKeys} live keys, the most the tenant policy allows (maxActiveKeys ${policy.maxActiveKeys})`,
+      'maxActiveKeys',
+    );
+  }
+}
+
+/** A change based on a version the caller saw that is no longer current (If-Match). */
+export function assertKeyVersion(
+  key: Pick<Key, 'id' | 'version'>,
+  expectedVersion: number | undefined,
+): void {
+  if (expectedVersion !== undefined && expectedVersion !== key.version) {
+    throw new Conflict(`key ${key.id} is at version ${key.version}, not ${expectedVersion}`, {
+      expectedVersion,
+      actualVersion: key.version,
+    });
+  }
+}
+
 /** What the account looks like to a key decision. */
 export interface KeyAccount {
   id: string;
@@ -142,12 +165,7 @@ export function decideIssue(
       'maxKeyLifetimeDays',
     );
   }
-  if (ctx.liveKeys >= policy.maxActiveKeys) {
-    throw new PolicyViolation(
-      `the account holds ${ctx.liveKeys} live keys, the most the tenant policy allows (maxActiveKeys ${policy.maxActiveKeys})`,
-      'maxActiveKeys',
-    );
-  }
+  assertRoomForKey(ctx.liveKeys, policy);
   return [
     {
       type: 'KeyIssued',

@@ -20,15 +20,12 @@ import {
   ValidateNested,
 } from 'class-validator';
 import { ACCOUNT_NAME, BOUNDARY, ENVIRONMENTS, LIMITS, SCOPE, type Environment } from '@keyward/accounts';
-import { IsCidr, IsStorableText, Never } from '../http/validators';
+import { IsCidr, IsStorableText, Never, OptionalNotNull } from '../http/validators';
 import { PageQuery } from '../http/page.query';
 
 const SCOPE_MESSAGE = 'each scope must be product:action or product:* of [a-z0-9._-]';
 const BOUNDARY_MESSAGE =
   'each boundary must be type:value segments joined by /, such as site:plant-7/asset-group:pumps';
-
-/** May be left out but not sent as null: the field has no "none" (IsOptional let null reach the store). */
-const OptionalNotNull = () => ValidateIf((_body: object, value: unknown) => value !== undefined);
 
 export class RotationPolicyDto {
   @ApiProperty({ example: 90, minimum: 1, maximum: LIMITS.maxKeyAgeDays })

@@ -1,4 +1,4 @@
-import { ValidateBy, type ValidationOptions } from 'class-validator';
+import { ValidateBy, ValidateIf, type ValidationOptions } from 'class-validator';
 import { cidrError } from '@keyward/accounts';
 import { isStorableText } from '@keyward/core';
 
@@ -34,3 +34,6 @@ export function IsStorableText(options?: ValidationOptions): PropertyDecorator {
     options,
   );
 }
+
+/** May be left out but not sent as null: for fields with no "none" (IsOptional would let null through to the store). */
+export const OptionalNotNull = () => ValidateIf((_body: object, value: unknown) => value !== undefined);

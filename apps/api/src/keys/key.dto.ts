@@ -21,7 +21,7 @@ import {
 import { BOUNDARY, LIMITS, SCOPE } from '@keyward/accounts';
 import { KEY_PREFIX_SEARCH } from '@keyward/keys';
 import { PageQuery } from '../http/page.query';
-import { IsCidr } from '../http/validators';
+import { IsCidr, OptionalNotNull } from '../http/validators';
 
 export class RateLimitDto {
   @ApiProperty({ example: 100, minimum: 1, maximum: 1_000_000 })
@@ -119,21 +119,13 @@ export class RevokeKeyDto {
   emergency?: boolean;
 }
 
-export class FindKeysQuery {
+export class FindKeysQuery extends PageQuery {
   @ApiProperty({ example: 'kw_live_AbC1', description: 'the start of a visible key prefix' })
   @IsString()
   @Matches(KEY_PREFIX_SEARCH, {
     message: 'prefix must look like kw_<live|stage|dev>_<up to 20 id characters>',
   })
   prefix!: string;
-
-  @ApiPropertyOptional({ minimum: 1, maximum: 200, default: 50 })
-  @IsOptional()
-  @Type(() => Number)
-  @IsInt()
-  @Min(1)
-  @Max(200)
-  limit?: number;
 }
 
 export class ListKeysQuery extends PageQuery {}
@@ -203,21 +195,21 @@ export class MaxKeyLifetimeDto {
 
 export class PolicyDto {
   @ApiPropertyOptional({ type: MaxKeyLifetimeDto })
-  @IsOptional()
+  @OptionalNotNull()
   @IsObject()
   @ValidateNested()
   @Type(() => MaxKeyLifetimeDto)
   maxKeyLifetimeDays?: MaxKeyLifetimeDto;
 
   @ApiPropertyOptional({ example: 10 })
-  @IsOptional()
+  @OptionalNotNull()
   @IsInt()
   @Min(1)
   @Max(1000)
   maxActiveKeys?: number;
 
   @ApiPropertyOptional({ type: [String], example: ['write', 'approve', 'admin', 'delete', '*'] })
-  @IsOptional()
+  @OptionalNotNull()
   @IsArray()
   @ArrayMaxSize(50)
   @IsString({ each: true })
@@ -225,7 +217,7 @@ export class PolicyDto {
   highRiskActions?: string[];
 
   @ApiPropertyOptional({ example: 90 })
-  @IsOptional()
+  @OptionalNotNull()
   @IsInt()
   @Min(1)
   @Max(LIMITS.maxKeyAgeDays)
@@ -239,7 +231,13 @@ export class PolicyDto {
   revokeUnusedAfterDays?: number | null;
 
   @ApiPropertyOptional({ enum: ['revoke', 'flag'] })
-  @IsOptional()
+  @OptionalNotNull()
   @IsIn(['revoke', 'flag'])
   exposureAction?: 'revoke' | 'flag';
+
+  @ApiPropertyOptional({ description: 'why; recorded with the change' })
+  @OptionalNotNull()
+  @IsString()
+  @MaxLength(LIMITS.text)
+  reason?: string;
 }

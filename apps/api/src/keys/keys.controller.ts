@@ -107,13 +107,14 @@ export class KeysController {
   @Get('keys')
   @Access({ permission: 'read' })
   async findByPrefix(@Ctx() ctx: CommandContext, @Query() query: FindKeysQuery): Promise<Page<KeyView>> {
-    const rows = await this.keys.byPrefix(
+    const page = await this.keys.byPrefix(
       tenantOf(ctx.caller),
       query.prefix,
       query.limit ?? DEFAULT_PAGE_SIZE,
+      query.cursor,
     );
     const now = this.clock.now();
-    return { items: rows.map((row) => keyView(row, now)), nextCursor: null };
+    return { items: page.items.map((row) => keyView(row, now)), nextCursor: page.nextCursor };
   }
 
   @Get('keys/:keyId')
@@ -132,10 +133,17 @@ export class KeysController {
     @Ctx() ctx: CommandContext,
     @Param('keyId') keyId: string,
     @Body() body: RotateKeyDto,
+    @Headers('if-match') ifMatch: string | undefined,
     @Res({ passthrough: true }) res: Response,
   ): Promise<KeyView & { secret: string }> {
     const issued = await this.commands.execute<RotateKeyCommand, IssuedKey>(
-      new RotateKeyCommand(ctx, keyId, body.gracePeriodSeconds ?? DEFAULT_GRACE_SECONDS, body.reason ?? null),
+      new RotateKeyCommand(
+        ctx,
+        keyId,
+        body.gracePeriodSeconds ?? DEFAULT_GRACE_SECONDS,
+        body.reason ?? null,
+        expectedVersionFrom(ifMatch),
+      ),
     );
     return this.withSecret(ctx, issued, res);
   }
@@ -147,10 +155,17 @@ export class KeysController {
     @Ctx() ctx: CommandContext,
     @Param('keyId') keyId: string,
     @Body() body: RevokeKeyDto,
+    @Headers('if-match') ifMatch: string | undefined,
     @Res({ passthrough: true }) res: Response,
   ): Promise<KeyView> {
     await this.commands.execute(
-      new RevokeKeyCommand(ctx, keyId, body.reason ?? null, body.emergency ?? false),
+      new RevokeKeyCommand(
+        ctx,
+        keyId,
+        body.reason ?? null,
+        body.emergency ?? false,
+        expectedVersionFrom(ifMatch),
+      ),
     );
     return this.answer(ctx, keyId, res);
   }
@@ -195,7 +210,10 @@ export class KeysController {
     @Headers('if-match') ifMatch: string | undefined,
     @Res({ passthrough: true }) res: Response,
   ): Promise<TenantPolicy & { version: number }> {
-    await this.commands.execute(new ChangePolicyCommand(ctx, body, expectedVersionFrom(ifMatch)));
+    const { reason, ...changes } = body;
+    await this.commands.execute(
+      new ChangePolicyCommand(ctx, changes, reason ?? null, expectedVersionFrom(ifMatch)),
+    );
     return this.policy(ctx, res);
   }
 
