@@ -2,10 +2,12 @@ import type { Migration } from 'kysely';
 import * as m0001 from './0001_event_store';
 import * as m0002 from './0002_read_models';
 import * as m0003 from './0003_keys';
+import * as m0004 from './0004_usage';
 
 /** Every migration, by name; names sort in the order they apply. */
 export const migrations: Record<string, Migration> = {
   '0001_event_store': m0001,
   '0002_read_models': m0002,
   '0003_keys': m0003,
+  '0004_usage': m0004,
 };

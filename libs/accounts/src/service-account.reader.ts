@@ -15,7 +15,11 @@ export interface ServiceAccountFilter {
 }
 
 /** A row with what other streams add to it: how many live keys the account holds right now. */
-export type ServiceAccountListing = ServiceAccountRow & { active_key_count: number };
+export type ServiceAccountListing = ServiceAccountRow & {
+  active_key_count: number;
+  first_seen_at: Date | null;
+  last_seen_at: Date | null;
+};
 
 /** Queries over the `service_accounts` read model; every one is bound to a tenant. */
 export class ServiceAccountReader {
@@ -24,12 +28,17 @@ export class ServiceAccountReader {
     private readonly clock: Clock,
   ) {}
 
-  /** Accounts with their live key count at this moment (keys expire by time, so it is never stored). */
+  /**
+   * Accounts with their live key count at this moment (keys expire by time, so it is never
+   * stored) and their first and last use (kept by usage, beside the read model).
+   */
   private accounts() {
     const now = this.clock.now();
     return this.db
       .selectFrom('service_accounts')
+      .leftJoin('account_usage as u', 'u.service_account_id', 'service_accounts.id')
       .selectAll('service_accounts')
+      .select(['u.first_seen_at', 'u.last_seen_at'])
       .select((eb) =>
         eb
           .selectFrom('keys')
@@ -41,7 +50,7 @@ export class ServiceAccountReader {
   }
 
   private static listing(
-    row: ServiceAccountRow & { active_key_count: string | null },
+    row: Omit<ServiceAccountListing, 'active_key_count'> & { active_key_count: string | null },
   ): ServiceAccountListing {
     return { ...row, active_key_count: Number(row.active_key_count ?? 0) };
   }

@@ -90,8 +90,6 @@ export interface ServiceAccountsTable {
   status: string;
   created_at: Timestamp;
   updated_at: Timestamp;
-  first_seen_at: Timestamp | null;
-  last_seen_at: Timestamp | null;
   version: number;
 }
 
@@ -116,7 +114,6 @@ export interface KeysTable {
   exposed_at: Timestamp | null;
   created_at: Timestamp;
   updated_at: Timestamp;
-  last_used_at: Timestamp | null;
   version: number;
 }
 
@@ -125,6 +122,33 @@ export interface TenantPoliciesTable {
   policy: Json<Record<string, unknown>>;
   updated_at: Timestamp;
   version: number;
+}
+
+export interface UsageMinutesTable {
+  tenant_id: string;
+  minute: Timestamp;
+  key_id: string;
+  service_account_id: string;
+  code: string;
+  source_ip: string;
+  system: string;
+  count: Int8;
+}
+
+export interface UsageBatchesTable {
+  batch: string;
+  applied_at: Timestamp;
+}
+
+export interface KeyUsageTable {
+  key_id: string;
+  last_used_at: Timestamp;
+}
+
+export interface AccountUsageTable {
+  service_account_id: string;
+  first_seen_at: Timestamp;
+  last_seen_at: Timestamp;
 }
 
 export interface Database {
@@ -137,6 +161,10 @@ export interface Database {
   service_accounts: ServiceAccountsTable;
   keys: KeysTable;
   tenant_policies: TenantPoliciesTable;
+  usage_minutes: UsageMinutesTable;
+  usage_batches: UsageBatchesTable;
+  key_usage: KeyUsageTable;
+  account_usage: AccountUsageTable;
 }
 
 export type EventRow = Selectable<EventsTable>;

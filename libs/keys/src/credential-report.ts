@@ -34,12 +34,13 @@ export async function* credentialReport(
   const rows = db
     .selectFrom('keys')
     .innerJoin('service_accounts as a', 'a.id', 'keys.service_account_id')
+    .leftJoin('key_usage as u', 'u.key_id', 'keys.id')
     .select([
       'keys.id',
       'keys.prefix',
       'keys.scopes',
       'keys.created_at',
-      'keys.last_used_at',
+      'u.last_used_at',
       'keys.expires_at',
       'keys.grace_ends_at',
       'keys.revoked_at',

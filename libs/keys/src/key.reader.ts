@@ -32,17 +32,26 @@ export async function liveKeyCount(
   return Number(row.n);
 }
 
+/** A key row with its last use (kept by usage, beside the read model so a rebuild keeps it). */
+export type KeyListing = KeyRow & { last_used_at: Date | null };
+
 /** Queries over the `keys` and `tenant_policies` read models; each bound to a tenant. */
 export class KeyReader {
   constructor(private readonly db: Db) {}
 
-  async get(tenantId: string, id: string): Promise<KeyRow | undefined> {
-    if (!isId(id, ID_PREFIX.key)) return undefined;
+  private listings() {
     return this.db
       .selectFrom('keys')
-      .selectAll()
-      .where('tenant_id', '=', tenantId)
-      .where('id', '=', id)
+      .leftJoin('key_usage', 'key_usage.key_id', 'keys.id')
+      .selectAll('keys')
+      .select('key_usage.last_used_at');
+  }
+
+  async get(tenantId: string, id: string): Promise<KeyListing | undefined> {
+    if (!isId(id, ID_PREFIX.key)) return undefined;
+    return this.listings()
+      .where('keys.tenant_id', '=', tenantId)
+      .where('keys.id', '=', id)
       .executeTakeFirst();
   }
 
@@ -51,42 +60,44 @@ export class KeyReader {
     accountId: string,
     limit: number,
     cursor?: string,
-  ): Promise<Page<KeyRow>> {
-    let query = this.db
-      .selectFrom('keys')
-      .selectAll()
-      .where('tenant_id', '=', tenantId)
-      .where('service_account_id', '=', accountId);
-    if (cursor) {
-      const after = decodeCursor(cursor);
-      query = query.where(sql<boolean>`(created_at, id) > (${after.createdAt}::timestamptz, ${after.id})`);
-    }
-    const rows = await query
-      .orderBy('created_at')
-      .orderBy('id')
-      .limit(limit + 1)
-      .execute();
-    const page = toPage(
-      rows.map((row) => ({ row, createdAt: row.created_at, id: row.id })),
+  ): Promise<Page<KeyListing>> {
+    return this.paged(
+      this.listings().where('keys.tenant_id', '=', tenantId).where('keys.service_account_id', '=', accountId),
       limit,
+      cursor,
     );
-    return { items: page.items.map((p) => p.row), nextCursor: page.nextCursor };
   }
 
   /** Keys whose visible prefix starts with `prefix` (incident response: a prefix seen in a log). */
-  async byPrefix(tenantId: string, prefix: string, limit: number, cursor?: string): Promise<Page<KeyRow>> {
-    let query = this.db
-      .selectFrom('keys')
-      .selectAll()
-      .where('tenant_id', '=', tenantId)
-      .where('prefix', 'like', `${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+  async byPrefix(
+    tenantId: string,
+    prefix: string,
+    limit: number,
+    cursor?: string,
+  ): Promise<Page<KeyListing>> {
+    const pattern = `${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    return this.paged(
+      this.listings().where('keys.tenant_id', '=', tenantId).where('keys.prefix', 'like', pattern),
+      limit,
+      cursor,
+    );
+  }
+
+  /** Keyset paging over (created_at, id), the order every key list answers in. */
+  private async paged(
+    query: ReturnType<KeyReader['listings']>,
+    limit: number,
+    cursor?: string,
+  ): Promise<Page<KeyListing>> {
     if (cursor) {
       const after = decodeCursor(cursor);
-      query = query.where(sql<boolean>`(created_at, id) > (${after.createdAt}::timestamptz, ${after.id})`);
+      query = query.where(
+        sql<boolean>`(keys.created_at, keys.id) > (${after.createdAt}::timestamptz, ${after.id})`,
+      );
     }
     const rows = await query
-      .orderBy('created_at')
-      .orderBy('id')
+      .orderBy('keys.created_at')
+      .orderBy('keys.id')
       .limit(limit + 1)
       .execute();
     const page = toPage(

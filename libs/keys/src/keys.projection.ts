@@ -5,7 +5,7 @@ import { evolveKey, type Key, type KeyFact } from './key';
 import { KEY_STREAM, isKeyEvent } from './key.events';
 import { POLICY_STREAM, evolvePolicy, type PolicyEvent } from './policy';
 
-/** The `keys` read model, folded with the aggregate's own `evolveKey`; `last_used_at` belongs to usage. */
+/** The `keys` read model, folded with the aggregate's own `evolveKey` (last use is usage's: key_usage). */
 export const keysProjection: InlineProjection = {
   name: 'keys',
   tables: ['keys'],

@@ -1,5 +1,4 @@
-import { keyStatusAt, type KeyStatus } from '@keyward/keys';
-import type { KeyRow } from '@keyward/db';
+import { keyStatusAt, type KeyListing, type KeyStatus } from '@keyward/keys';
 
 /** A key as API.md shows it (never its secret or hash); status as of `now`. */
 export interface KeyView {
@@ -23,7 +22,7 @@ export interface KeyView {
   version: number;
 }
 
-export function keyView(row: KeyRow, now: Date): KeyView {
+export function keyView(row: KeyListing, now: Date): KeyView {
   const expiresAt = row.expires_at.toISOString();
   const graceEndsAt = row.grace_ends_at?.toISOString() ?? null;
   return {
