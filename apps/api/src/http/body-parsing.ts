@@ -29,10 +29,15 @@ export const requireJsonBody: RequestHandler = (req, res, next) => {
 /** Its message is the field's name: body-parser strips every other property off a parse error. */
 class UnstorableText extends Error {}
 
+/** A field named like a member of every object (`constructor`, `__proto__`, `toString`...). */
+class ReservedFieldName extends Error {}
+
 /** Refuses, anywhere in any body, text PostgreSQL could not store; so no route can forget to. */
 function refuseUnstorableText(key: string, value: unknown): unknown {
   if (!isStorableText(key) || (typeof value === 'string' && !isStorableText(value)))
     throw new UnstorableText(key);
+  // No field of ours has such a name, and class-validator's whitelist does not see them as unknown.
+  if (key in Object.prototype || key === 'prototype') throw new ReservedFieldName(key);
   return value;
 }
 
@@ -66,6 +71,14 @@ export const bodyParserErrors: ErrorRequestHandler = (error, _req, res, next) =>
               ],
             },
           ),
+        );
+      }
+      if (error instanceof ReservedFieldName) {
+        return sendProblem(
+          res,
+          problem(400, 'VALIDATION_FAILED', `the body has a field named ${error.message}`, {
+            errors: [{ field: error.message, message: `${error.message} is not a known field` }],
+          }),
         );
       }
       return sendProblem(res, problem(400, 'VALIDATION_FAILED', 'the body is not valid JSON'));

@@ -132,13 +132,13 @@ export class ListKeysQuery extends PageQuery {}
 
 export class VerifySourceDto {
   @ApiPropertyOptional({ example: '10.20.1.7' })
-  @IsOptional()
+  @OptionalNotNull()
   @IsString()
   @MaxLength(64)
   ip?: string;
 
   @ApiPropertyOptional({ example: 'helpdesk' })
-  @IsOptional()
+  @OptionalNotNull()
   @IsString()
   @MaxLength(200)
   system?: string;
@@ -151,25 +151,25 @@ export class VerifyDto {
   key!: string;
 
   @ApiPropertyOptional({ example: 'tickets:read' })
-  @IsOptional()
+  @OptionalNotNull()
   @IsString()
   @MaxLength(200)
   scope?: string;
 
   @ApiPropertyOptional({ example: 'site:plant-7/asset-group:pumps/asset:P-101' })
-  @IsOptional()
+  @OptionalNotNull()
   @IsString()
   @MaxLength(2048)
   resource?: string;
 
   @ApiPropertyOptional({ example: 'production' })
-  @IsOptional()
+  @OptionalNotNull()
   @IsString()
   @MaxLength(32)
   environment?: string;
 
   @ApiPropertyOptional({ type: VerifySourceDto })
-  @IsOptional()
+  @OptionalNotNull()
   @IsObject()
   @ValidateNested()
   @Type(() => VerifySourceDto)
