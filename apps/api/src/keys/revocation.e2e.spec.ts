@@ -1,0 +1,309 @@
+import type { AddressInfo } from 'node:net';
+import { PassThrough } from 'node:stream';
+import type { INestApplication } from '@nestjs/common';
+import request, { type Response } from 'supertest';
+import { createApi } from '../app';
+import {
+  bearer,
+  createTenant,
+  newServerErrors,
+  startTestApi,
+  type TestApi,
+} from '../../../../test/support/api';
+
+/**
+ * API.md "Keys": "from the answer on, no API instance accepts the key (each instance within one
+ * second at most)". Two API instances, each listening on its own port, share one database and one
+ * Redis; a change made through the first must be refused by the second within a second.
+ */
+
+const PROPAGATION_MS = 1_000;
+
+interface Instance {
+  app: INestApplication;
+  http: ReturnType<typeof request>;
+  logs: () => string;
+}
+
+let api: TestApi;
+let one: Instance;
+let two: Instance;
+
+/** A separate app on the test database and Redis prefix, listening on a port of its own. */
+async function instance(): Promise<Instance> {
+  const logStream = new PassThrough();
+  const lines: string[] = [];
+  logStream.on('data', (chunk: Buffer) => lines.push(chunk.toString('utf8')));
+  const app = await createApi({ config: api.config, clock: api.clock, logStream });
+  await app.listen(0, '127.0.0.1');
+  const { port } = app.getHttpServer().address() as AddressInfo;
+  return { app, http: request(`http://127.0.0.1:${port}`), logs: () => lines.join('') };
+}
+
+function serverErrors(logs: string): string[] {
+  return logs
+    .split('\n')
+    .filter(Boolean)
+    .map(
+      (line) =>
+        JSON.parse(line) as { res?: { statusCode?: number }; req?: { method?: string; url?: string } },
+    )
+    .filter((entry) => (entry.res?.statusCode ?? 0) >= 500)
+    .map((entry) => `${entry.req?.method} ${entry.req?.url} ${entry.res?.statusCode}`);
+}
+
+beforeAll(async () => {
+  api = await startTestApi();
+  one = await instance();
+  two = await instance();
+});
+afterAll(async () => {
+  await one?.app.close();
+  await two?.app.close();
+  await api?.close();
+});
+
+afterEach(() => {
+  expect(newServerErrors(api)).toEqual([]);
+  expect(serverErrors(one.logs())).toEqual([]);
+  expect(serverErrors(two.logs())).toEqual([]);
+});
+
+type Headers = Record<string, string>;
+
+let seq = 0;
+async function setup(overrides: Record<string, unknown> = {}): Promise<{
+  admin: Headers;
+  verifier: Headers;
+  accountId: string;
+  keyId: string;
+  key: string;
+}> {
+  seq += 1;
+  const t = await createTenant(api, `revocation-${seq}`);
+  const admin = bearer(t.admin);
+  const account = await one.http
+    .post('/v1/service-accounts')
+    .set(admin)
+    .send({
+      name: `acct-${seq}`,
+      environment: 'production',
+      businessOwner: 'support-ops',
+      technicalOwner: 'ai-platform',
+      allowedScopes: ['tickets:read', 'summaries:draft'],
+      ...overrides,
+    })
+    .expect(201);
+  const key = await one.http
+    .post(`/v1/service-accounts/${account.body.id}/keys`)
+    .set(admin)
+    .send({ name: 'worker', scopes: ['tickets:read', 'summaries:draft'] })
+    .expect(201);
+  return {
+    admin,
+    verifier: bearer(await t.token('verifier')),
+    accountId: account.body.id,
+    keyId: key.body.id,
+    key: key.body.secret,
+  };
+}
+
+function verify(on: Instance, auth: Headers, body: Record<string, unknown>): Promise<Response> {
+  return on.http.post('/v1/verify').set(auth).send(body);
+}
+
+/** Both instances accept the key, several times each (so any cache either keeps is warm). */
+async function bothAccept(auth: Headers, body: Record<string, unknown>): Promise<void> {
+  for (let i = 0; i < 3; i++) {
+    for (const on of [one, two]) {
+      const res = await verify(on, auth, body);
+      expect(res.status).toBe(200);
+      expect(res.body.valid).toBe(true);
+    }
+  }
+}
+
+/**
+ * Polls the instance until it answers `code`, for at most a second from `since`; then checks that
+ * it keeps answering so (no flapping back to valid). Returns how long it took.
+ */
+async function refusedWithinASecond(
+  on: Instance,
+  auth: Headers,
+  body: Record<string, unknown>,
+  code: string,
+  since: number,
+): Promise<number> {
+  const deadline = since + PROPAGATION_MS;
+  let last: Response | undefined;
+  for (;;) {
+    last = await verify(on, auth, body);
+    expect(last.status).toBe(200);
+    if (last.body.valid === false && last.body.code === code) break;
+    if (Date.now() > deadline) {
+      throw new Error(
+        `still ${JSON.stringify(last.body)} ${Date.now() - since} ms after the change; want ${code} within ${PROPAGATION_MS} ms`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  const took = Date.now() - since;
+  const later = await Promise.all(Array.from({ length: 10 }, () => verify(on, auth, body)));
+  expect(later.map((r) => r.body)).toEqual(later.map(() => ({ valid: false, code })));
+  return took;
+}
+
+it('a key revoked through one instance is refused by the other within a second', async () => {
+  const s = await setup();
+  await bothAccept(s.verifier, { key: s.key });
+  const revoked = await one.http.post(`/v1/keys/${s.keyId}/revoke`).set(s.admin).send({ reason: 'leaked' });
+  const answeredAt = Date.now();
+  expect(revoked.status).toBe(200);
+  expect(revoked.body.status).toBe('revoked');
+  // From the answer on, the instance that revoked it refuses it at once.
+  expect((await verify(one, s.verifier, { key: s.key })).body).toEqual({ valid: false, code: 'REVOKED' });
+  await refusedWithinASecond(two, s.verifier, { key: s.key }, 'REVOKED', answeredAt);
+});
+
+it('a revocation made while the other instance is under load reaches it within a second', async () => {
+  const s = await setup();
+  await bothAccept(s.verifier, { key: s.key });
+  let stop = false;
+  const seen: Array<{ at: number; valid: boolean }> = [];
+  const load = (async () => {
+    while (!stop) {
+      const batch = await Promise.all(
+        Array.from({ length: 5 }, () => verify(two, s.verifier, { key: s.key })),
+      );
+      const at = Date.now();
+      for (const res of batch) {
+        expect(res.status).toBe(200);
+        seen.push({ at, valid: res.body.valid === true });
+      }
+    }
+  })();
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await one.http.post(`/v1/keys/${s.keyId}/revoke`).set(s.admin).send({ emergency: true }).expect(200);
+    const answeredAt = Date.now();
+    await refusedWithinASecond(two, s.verifier, { key: s.key }, 'REVOKED', answeredAt);
+    stop = true;
+    await load;
+    const lateValid = seen.filter((x) => x.valid && x.at > answeredAt + PROPAGATION_MS);
+    expect(lateValid).toEqual([]);
+    expect(seen.some((x) => x.valid)).toBe(true); // the load did run before the revocation
+  } finally {
+    stop = true;
+    await load.catch(() => undefined);
+  }
+});
+
+it('an account disabled through one instance is ACCOUNT_DISABLED on the other within a second, and back', async () => {
+  const s = await setup();
+  await bothAccept(s.verifier, { key: s.key });
+  await one.http
+    .post(`/v1/service-accounts/${s.accountId}/disable`)
+    .set(s.admin)
+    .send({ reason: 'incident' })
+    .expect(200);
+  await refusedWithinASecond(two, s.verifier, { key: s.key }, 'ACCOUNT_DISABLED', Date.now());
+  await one.http.post(`/v1/service-accounts/${s.accountId}/enable`).set(s.admin).send({}).expect(200);
+  const enabledAt = Date.now();
+  for (;;) {
+    const res = await verify(two, s.verifier, { key: s.key });
+    if (res.body.valid === true) break;
+    expect(Date.now() - enabledAt).toBeLessThanOrEqual(PROPAGATION_MS);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+});
+
+it('a scope removed from the account is refused on the other instance within a second', async () => {
+  const s = await setup();
+  await bothAccept(s.verifier, { key: s.key, scope: 'summaries:draft' });
+  await one.http
+    .delete(`/v1/service-accounts/${s.accountId}/scopes/summaries:draft`)
+    .set(s.admin)
+    .send({})
+    .expect(200);
+  await refusedWithinASecond(
+    two,
+    s.verifier,
+    { key: s.key, scope: 'summaries:draft' },
+    'INSUFFICIENT_SCOPE',
+    Date.now(),
+  );
+  expect((await verify(two, s.verifier, { key: s.key, scope: 'tickets:read' })).body.valid).toBe(true);
+});
+
+it('a rotation with no grace ends the old key on the other instance within a second', async () => {
+  const s = await setup();
+  await bothAccept(s.verifier, { key: s.key });
+  const rotated = await one.http
+    .post(`/v1/keys/${s.keyId}/rotate`)
+    .set(s.admin)
+    .send({ gracePeriodSeconds: 0 })
+    .expect(201);
+  await refusedWithinASecond(two, s.verifier, { key: s.key }, 'EXPIRED', Date.now());
+  expect((await verify(two, s.verifier, { key: rotated.body.secret })).body.valid).toBe(true);
+});
+
+it('break-glass revocation and account deletion reach the other instance within a second', async () => {
+  const s = await setup();
+  const second = await one.http
+    .post(`/v1/service-accounts/${s.accountId}/keys`)
+    .set(s.admin)
+    .send({ name: 'second', scopes: ['tickets:read'] })
+    .expect(201);
+  await bothAccept(s.verifier, { key: s.key });
+  await bothAccept(s.verifier, { key: second.body.secret });
+  await one.http
+    .post(`/v1/service-accounts/${s.accountId}/revoke-keys`)
+    .set(s.admin)
+    .send({ reason: 'incident' })
+    .expect(200);
+  const at = Date.now();
+  await refusedWithinASecond(two, s.verifier, { key: s.key }, 'REVOKED', at);
+  await refusedWithinASecond(two, s.verifier, { key: second.body.secret }, 'REVOKED', at);
+
+  const d = await setup();
+  await bothAccept(d.verifier, { key: d.key });
+  await one.http
+    .delete(`/v1/service-accounts/${d.accountId}`)
+    .set(d.admin)
+    .send({ reason: 'retired' })
+    .expect(200);
+  await refusedWithinASecond(two, d.verifier, { key: d.key }, 'REVOKED', Date.now());
+});
+
+it('a revoked service-account key stops authenticating on the other instance within a second', async () => {
+  seq += 1;
+  const t = await createTenant(api, `revocation-caller-${seq}`);
+  const admin = bearer(t.admin);
+  const account = await one.http
+    .post('/v1/service-accounts')
+    .set(admin)
+    .send({
+      name: 'automation',
+      environment: 'staging',
+      businessOwner: 'b',
+      technicalOwner: 't',
+      allowedScopes: ['keyward:read'],
+    })
+    .expect(201);
+  const key = await one.http
+    .post(`/v1/service-accounts/${account.body.id}/keys`)
+    .set(admin)
+    .send({ name: 'reader', scopes: ['keyward:read'] })
+    .expect(201);
+  const caller = bearer(key.body.secret);
+  await two.http.get('/v1/service-accounts').set(caller).expect(200);
+  await one.http.post(`/v1/keys/${key.body.id}/revoke`).set(admin).send({}).expect(200);
+  const at = Date.now();
+  for (;;) {
+    const res = await two.http.get('/v1/service-accounts').set(caller);
+    if (res.status === 401) break;
+    expect(res.status).toBe(200);
+    expect(Date.now() - at).toBeLessThanOrEqual(PROPAGATION_MS);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+});
