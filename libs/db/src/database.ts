@@ -27,6 +27,11 @@ export function createDb(databaseUrl: string, options: DbOptions = {}): Db {
   const pool = new Pool(poolConfig(databaseUrl, options));
   // An idle client's error (the server restarted) must not crash the process; the pool drops it.
   pool.on('error', () => undefined);
+  // pg-pool removes its own listener while a client is checked out, and Kysely adds none: a
+  // session ended mid-query (failover, pg_terminate_backend, the idle timeout) would then emit an
+  // unhandled 'error' and kill the process. The query in flight still rejects (503), and the
+  // pool discards the broken client.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   // The cursor lets queries stream (reports, exports) in flat memory instead of loading every row.
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool, cursor: Cursor }) });
 }

@@ -109,7 +109,8 @@ async function accountWithKey(
   return { account: created, key: await issueKey(t, created.id, key) };
 }
 
-function verify(
+/** Sends at once (a supertest request is lazy until awaited), so tests can hold one in flight. */
+async function verify(
   auth: Headers,
   body: Record<string, unknown>,
   http: ReturnType<typeof request> = api.http,
@@ -353,7 +354,11 @@ describe('EXPIRED', () => {
     expect(rotated.status).toBe(201);
     const next = rotated.body as IssuedKey;
     expect(next.secret).not.toBe(key.secret);
-    await expectValid(t.verifier, { key: key.secret });
+    const during = await expectValid(t.verifier, { key: key.secret });
+    // The old key works until the grace ends, and the answer says so, not its original expiry.
+    const graceEndsAt = (await api.http.get(`/v1/keys/${key.id}`).set(t.admin).expect(200)).body.graceEndsAt;
+    expect(graceEndsAt).toBe(new Date(api.clock.now().getTime() + 3600 * 1000).toISOString());
+    expect(during.body.expiresAt).toBe(graceEndsAt);
     await expectValid(t.verifier, { key: next.secret });
     api.clock.advance(3600 * 1000 - 1);
     await expectValid(t.verifier, { key: key.secret });
@@ -740,7 +745,8 @@ describe('who may verify, and the body', () => {
 });
 
 describe('unknown fields named like Object.prototype members', () => {
-  // class-transformer skips these names when it builds the DTO, so the whitelist never sees them.
+  // class-transformer skips these names when it builds the DTO, so the whitelist alone never sees them;
+  // the JSON parser refuses them (apps/api/src/http/body-parsing.ts).
   it('are refused as 400 like any other unknown field', async () => {
     const t = await tenant('protonames');
     const answers: string[] = [];
@@ -760,7 +766,8 @@ describe('unknown fields named like Object.prototype members', () => {
 });
 
 describe('null in an optional field', () => {
-  // class-validator's @IsOptional() lets null through, and the verifier reads a present field as a string.
+  // @IsOptional() would let null through, and the verifier reads a present field as a string: a
+  // bounded or wildcard key then threw (500). The DTO uses @OptionalNotNull().
   it('is refused as 400 for a bounded key, never a 500', async () => {
     const t = await tenant('nullresource');
     const { key } = await accountWithKey(t, { boundaries: ['site:plant-7'] });
@@ -864,15 +871,13 @@ describe('failing closed', () => {
     }
   });
 
-  it("answers 503 when the key's lookup itself fails after the caller was authenticated", async () => {
-    const t = await tenant('lookupdown');
-    const { key } = await accountWithKey(t);
-    // Hold the keys table so the verify lookup waits, then end that session: the guard has passed.
-    const db = api.database.db;
+  /** Holds the keys table, so a verify lookup waits on the lock; returns the release. */
+  async function holdKeysTable(): Promise<() => Promise<void>> {
     let release!: () => void;
     const released = new Promise<void>((resolve) => (release = resolve));
-    const locked = new Promise<void>((lockTaken) => {
-      void db
+    let done!: Promise<void>;
+    await new Promise<void>((lockTaken) => {
+      done = api.database.db
         .transaction()
         .execute(async (trx) => {
           await sql`lock table keys in access exclusive mode`.execute(trx);
@@ -881,34 +886,126 @@ describe('failing closed', () => {
         })
         .catch(() => undefined);
     });
-    await locked;
-    let answer: Response | undefined;
-    const pending = verify(t.verifier, { key: key.secret }).then((res) => (answer = res));
-    try {
-      const deadline = Date.now() + 10_000;
-      let terminated = false;
-      while (!terminated && Date.now() < deadline) {
-        const { rows } = await sql<{ pid: number }>`
-          select pid from pg_stat_activity
-          where datname = current_database() and wait_event_type = 'Lock' and query ilike '%from "keys"%'`.execute(
-          db,
-        );
-        for (const { pid } of rows) {
-          await sql`select pg_terminate_backend(${pid})`.execute(db);
-          terminated = true;
-        }
-        if (!terminated) await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      expect(terminated).toBe(true);
-      await pending;
-    } finally {
+    return async () => {
       release();
-      await pending;
+      await done;
+    };
+  }
+
+  /** The PostgreSQL session of the one verify lookup waiting on the lock. */
+  async function waitingLookup(): Promise<number> {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const { rows } = await sql<{ pid: number }>`
+        select pid from pg_stat_activity
+        where datname = current_database() and wait_event_type = 'Lock' and query ilike '%from "keys"%'`.execute(
+        api.database.db,
+      );
+      if (rows.length === 1) return rows[0].pid;
+      if (Date.now() > deadline)
+        throw new Error(`no single verify lookup waiting on the lock: ${rows.length}`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
     }
-    expectProblem(answer!, 503, 'UNAVAILABLE');
-    expect(answer!.body.valid).toBeUndefined();
-    expect(newServerErrors(api)).toEqual(['POST /v1/verify 503']);
-    await expectValid(t.verifier, { key: key.secret });
+  }
+
+  async function terminate(pid: number): Promise<void> {
+    await sql`select pg_terminate_backend(${pid})`.execute(api.database.db);
+  }
+
+  async function untilGone(pid: number): Promise<void> {
+    for (;;) {
+      const { rows } = await sql`select 1 from pg_stat_activity where pid = ${pid}`.execute(api.database.db);
+      if (rows.length === 0) return;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+
+  /** Answers valid again within a few seconds: the instance recovers from a lost session. */
+  async function recovers(http: ReturnType<typeof request>, auth: Headers, key: string): Promise<void> {
+    const deadline = Date.now() + 5_000;
+    for (;;) {
+      const res = await verify(auth, { key }, http);
+      if (res.status === 200) {
+        expect(res.body.valid).toBe(true);
+        return;
+      }
+      expectProblem(res, 503, 'UNAVAILABLE');
+      if (Date.now() > deadline) throw new Error('the instance did not recover');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  it("answers 503 when the key's lookup itself fails after the caller was authenticated", async () => {
+    const t = await tenant('lookupdown');
+    const { key } = await accountWithKey(t);
+    // The guard has passed (it reads operators); the lookup waits on the lock and its session ends.
+    const release = await holdKeysTable();
+    const pending = verify(t.verifier, { key: key.secret });
+    let pid: number;
+    try {
+      pid = await waitingLookup();
+      await terminate(pid);
+    } finally {
+      await release();
+    }
+    const answer = await pending;
+    expectProblem(answer, 503, 'UNAVAILABLE');
+    expect(answer.body.valid).toBeUndefined();
+    await untilGone(pid);
+    await recovers(api.http, t.verifier, key.secret);
+    expect(newServerErrors(api).filter((line) => !line.endsWith(' 503'))).toEqual([]);
+  });
+
+  it('survives a PostgreSQL session that ends while its connection is handed to the next request', async () => {
+    // pg emits 'error' on a checked-out client whose server session ends; pg-pool listens only
+    // while the client is idle. With a pool of one, the dead client goes straight to the next
+    // request, and the 'error' arrives while nobody listens: an uncaught exception, which would
+    // end the process (jest reports it as "Unhandled error ... Connection terminated unexpectedly").
+    const t = await tenant('sessionend');
+    const { key } = await accountWithKey(t);
+    const logStream = new PassThrough();
+    const lines: string[] = [];
+    logStream.on('data', (chunk: Buffer) => lines.push(chunk.toString('utf8')));
+    const app = await createApi({ config: api.config, clock: api.clock, logStream, dbPoolSize: 1 });
+    await app.listen(0, '127.0.0.1');
+    const server = app.getHttpServer() as Server;
+    const { port } = server.address() as { port: number };
+    const http = request(`http://127.0.0.1:${port}`);
+    const connections = () => new Promise<number>((resolve) => server.getConnections((_e, n) => resolve(n)));
+    try {
+      expect((await verify(t.verifier, { key: key.secret }, http)).body.valid).toBe(true);
+      for (let round = 0; round < 5; round++) {
+        const release = await holdKeysTable();
+        let first: Promise<Response>;
+        let second: Promise<Response>;
+        try {
+          first = verify(t.verifier, { key: key.secret }, http);
+          // The lookup of the first holds the only connection, waiting on the lock ...
+          const pid = await waitingLookup();
+          // ... and the second queues for that connection (its guard reads operators).
+          second = verify(t.verifier, { key: key.secret }, http);
+          while ((await connections()) < 2) await new Promise((resolve) => setImmediate(resolve));
+          for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+          await terminate(pid);
+        } finally {
+          await release();
+        }
+        const [a, b] = await Promise.all([first, second]);
+        expectProblem(a, 503, 'UNAVAILABLE');
+        expect([200, 503]).toContain(b.status);
+        expect(b.body.valid === true || b.status === 503).toBe(true);
+        await recovers(http, t.verifier, key.secret);
+      }
+      const errors = lines
+        .join('')
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as { res?: { statusCode?: number } })
+        .filter((entry) => (entry.res?.statusCode ?? 0) >= 500 && entry.res?.statusCode !== 503);
+      expect(errors).toEqual([]);
+    } finally {
+      await app.close();
+    }
   });
 
   it('answers 503, never valid, for a rate-limited key when Redis cannot be reached', async () => {
