@@ -50,7 +50,9 @@ export class Verifier {
         tenantId: key.tenantId,
       },
       scopes: key.scopes,
-      expiresAt: key.expiresAt,
+      // During a rotation's grace the key stops working when the grace ends: say that, so a
+      // gateway caching the answer until expiresAt does not outlive the grace.
+      expiresAt: key.graceEndsAt && key.graceEndsAt < key.expiresAt ? key.graceEndsAt : key.expiresAt,
       rateLimit,
     };
   }
