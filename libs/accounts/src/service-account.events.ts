@@ -66,7 +66,7 @@ export const SERVICE_ACCOUNT_EVENT_TYPES: readonly ServiceAccountEventType[] = [
   'ScopeRevoked',
 ];
 
-export const SERVICE_ACCOUNT_STREAM = 'service-account';
+export { SERVICE_ACCOUNT_STREAM } from '@keyward/keys';
 
 export function isServiceAccountEvent(event: { type: string }): event is ServiceAccountEvent {
   return (SERVICE_ACCOUNT_EVENT_TYPES as readonly string[]).includes(event.type);

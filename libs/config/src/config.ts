@@ -12,6 +12,10 @@ export interface KeywardConfig {
   logLevel: string;
   /** Prefix for every Redis key and channel, so several deployments (or test files) can share a server. */
   redisPrefix: string;
+  /** How long a verify instance trusts a cached key without hearing of a change; 0 turns the cache off. */
+  keyCacheTtlMs: number;
+  /** How often the worker moves usage counts from Redis to PostgreSQL. */
+  usageFlushIntervalMs: number;
 }
 
 export class ConfigError extends Error {
@@ -59,7 +63,26 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): KeywardConfig 
     throw new ConfigError('KEYWARD_REDIS_PREFIX', 'must be 1 to 64 of [A-Za-z0-9_-] (BullMQ forbids ":")');
   }
 
-  return { nodeEnv, production, databaseUrl, redisUrl, port, bootstrapToken, logLevel, redisPrefix };
+  const keyCacheTtlMs = wholeNumber(env, 'KEYWARD_KEY_CACHE_TTL_MS', 2_000, [0, 60_000]);
+  const usageFlushIntervalMs = wholeNumber(
+    env,
+    'KEYWARD_USAGE_FLUSH_INTERVAL_MS',
+    10_000,
+    [1_000, 3_600_000],
+  );
+
+  return {
+    nodeEnv,
+    production,
+    databaseUrl,
+    redisUrl,
+    port,
+    bootstrapToken,
+    logLevel,
+    redisPrefix,
+    keyCacheTtlMs,
+    usageFlushIntervalMs,
+  };
 }
 
 /**
@@ -72,6 +95,21 @@ export function ensureBootstrapToken(config: KeywardConfig): string | undefined 
     throw new ConfigError('KEYWARD_BOOTSTRAP_TOKEN', 'is required when NODE_ENV=production');
   config.bootstrapToken = `kwb_${randomBytes(32).toString('base64url')}`;
   return config.bootstrapToken;
+}
+
+function wholeNumber(
+  env: NodeJS.ProcessEnv,
+  variable: string,
+  fallback: number,
+  [min, max]: [number, number],
+): number {
+  const text = env[variable];
+  if (text === undefined || text === '') return fallback;
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || value < min || value > max) {
+    throw new ConfigError(variable, `must be a whole number from ${min} to ${max}, got "${text}"`);
+  }
+  return value;
 }
 
 function checkUrl(variable: string, value: string, protocols: string[]): void {

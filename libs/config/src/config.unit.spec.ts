@@ -23,6 +23,8 @@ describe('loadConfig', () => {
       bootstrapToken: undefined,
       logLevel: 'info',
       redisPrefix: 'kw',
+      keyCacheTtlMs: 2_000,
+      usageFlushIntervalMs: 10_000,
     });
   });
 
@@ -36,6 +38,8 @@ describe('loadConfig', () => {
         KEYWARD_BOOTSTRAP_TOKEN: TOKEN,
         LOG_LEVEL: 'warn',
         KEYWARD_REDIS_PREFIX: 'kw-prod_1',
+        KEYWARD_KEY_CACHE_TTL_MS: '0',
+        KEYWARD_USAGE_FLUSH_INTERVAL_MS: '60000',
       }),
     ).toEqual({
       nodeEnv: 'production',
@@ -46,6 +50,8 @@ describe('loadConfig', () => {
       bootstrapToken: TOKEN,
       logLevel: 'warn',
       redisPrefix: 'kw-prod_1',
+      keyCacheTtlMs: 0,
+      usageFlushIntervalMs: 60_000,
     });
   });
 
@@ -84,6 +90,11 @@ describe('loadConfig', () => {
     ['KEYWARD_REDIS_PREFIX', { KEYWARD_REDIS_PREFIX: '' }],
     ['KEYWARD_REDIS_PREFIX', { KEYWARD_REDIS_PREFIX: 'p'.repeat(65) }],
     ['KEYWARD_REDIS_PREFIX', { KEYWARD_REDIS_PREFIX: 'kw prod' }],
+    ['KEYWARD_KEY_CACHE_TTL_MS', { KEYWARD_KEY_CACHE_TTL_MS: '60001' }],
+    ['KEYWARD_KEY_CACHE_TTL_MS', { KEYWARD_KEY_CACHE_TTL_MS: '1.5' }],
+    ['KEYWARD_KEY_CACHE_TTL_MS', { KEYWARD_KEY_CACHE_TTL_MS: '-1' }],
+    ['KEYWARD_USAGE_FLUSH_INTERVAL_MS', { KEYWARD_USAGE_FLUSH_INTERVAL_MS: '999' }],
+    ['KEYWARD_USAGE_FLUSH_INTERVAL_MS', { KEYWARD_USAGE_FLUSH_INTERVAL_MS: '1h' }],
   ])('throws ConfigError naming %s for %j', (variable, env) => {
     const error = configError(env);
     expect(error.variable).toBe(variable);

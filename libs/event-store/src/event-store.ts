@@ -14,16 +14,34 @@ import type {
   StreamAppend,
 } from './types';
 
+/** An after-commit effect (see EventStore.onCommitted). */
+export type CommittedListener = (events: readonly RecordedEvent[]) => Promise<void> | void;
+
 /**
  * The only source of truth. `append` writes events to one or more streams and runs the inline
  * projections, all in one transaction; readers get a stream, or the global feed in commit order.
  */
 export class EventStore {
+  private readonly committedListeners: CommittedListener[] = [];
+
   constructor(
     private readonly db: Db,
     private readonly projections: readonly InlineProjection[],
     private readonly clock: Clock,
   ) {}
+
+  /**
+   * Calls `listener` after every append that commits, before `append` returns, so an effect such
+   * as a cache invalidation has been sent when the caller answers. The events are already stored:
+   * a listener's failure is its own to report and never fails the append. Returns an unsubscribe.
+   */
+  onCommitted(listener: CommittedListener): () => void {
+    this.committedListeners.push(listener);
+    return () => {
+      const index = this.committedListeners.indexOf(listener);
+      if (index >= 0) this.committedListeners.splice(index, 1);
+    };
+  }
 
   /**
    * Appends to every stream in `appends` atomically, each checked against its expected version.
@@ -43,7 +61,15 @@ export class EventStore {
     // version until this commits (a key is issued against the account version it was checked on).
     const relevant = appends.filter((a) => a.events.length > 0 || a.expectedVersion !== 'any');
     if (!relevant.some((a) => a.events.length > 0)) return [];
-    return this.db.transaction().execute((trx) => this.appendIn(trx, relevant, metadata, guard));
+    const recorded = await this.db
+      .transaction()
+      .execute((trx) => this.appendIn(trx, relevant, metadata, guard));
+    for (const listener of this.committedListeners) {
+      await Promise.resolve()
+        .then(() => listener(recorded))
+        .catch(() => undefined);
+    }
+    return recorded;
   }
 
   private async appendIn(

@@ -11,3 +11,5 @@ export * from './keys.module';
 export * from './rate-limiter';
 export * from './verifier';
 export * from './credential-report';
+export * from './key-cache';
+export * from './key-invalidations';

@@ -48,6 +48,11 @@ export const KEY_EVENT_TYPES: readonly KeyEventType[] = [
   'KeyExposed',
 ];
 export const KEY_STREAM = 'key';
+/**
+ * The account's stream type. Declared here because keys cannot import accounts (accounts builds
+ * on keys); accounts re-exports it, so there is one name for it.
+ */
+export const SERVICE_ACCOUNT_STREAM = 'service-account';
 
 export function isKeyEvent(event: { type: string }): event is KeyEvent {
   return (KEY_EVENT_TYPES as readonly string[]).includes(event.type);

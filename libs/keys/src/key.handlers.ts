@@ -20,7 +20,7 @@ import {
   type KeyAccount,
   type KeyFact,
 } from './key';
-import { KEY_STREAM, type KeyEvent } from './key.events';
+import { KEY_STREAM, SERVICE_ACCOUNT_STREAM, type KeyEvent } from './key.events';
 import { KeyReader, liveKeyCount } from './key.reader';
 import { keyFromRow } from './keys.projection';
 import {
@@ -30,9 +30,6 @@ import {
   type PolicyChanges,
   type TenantPolicy,
 } from './policy';
-
-/** The account's stream: a key decision is appended on the condition that it did not change meanwhile. */
-const ACCOUNT_STREAM = 'service-account';
 
 export class IssueKeyCommand {
   constructor(
@@ -146,7 +143,7 @@ class KeyCommands {
     return {
       tenantId: tenantOf(ctx.caller),
       streamId: account.id,
-      streamType: ACCOUNT_STREAM,
+      streamType: SERVICE_ACCOUNT_STREAM,
       expectedVersion: account.version,
       events: [],
     };

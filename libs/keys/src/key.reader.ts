@@ -135,17 +135,12 @@ export class KeyReader {
       .executeTakeFirst();
   }
 
-  /** The key with this id part and its account, as the verifier needs them: one indexed read. */
-  async record(tenantId: string, keyId: string): Promise<KeyRecord | null> {
-    return this.findRecord(keyId, tenantId);
-  }
-
-  /** For authenticating a key as a caller, before any tenant is known. */
-  async recordInAnyTenant(keyId: string): Promise<KeyRecord | null> {
-    return this.findRecord(keyId);
-  }
-
-  private async findRecord(keyId: string, tenantId?: string): Promise<KeyRecord | null> {
+  /**
+   * The key with this id and its account, as the verifier needs them: one indexed read. In any
+   * tenant (key ids are unique), so a key can authenticate before its tenant is known; the
+   * verifier compares tenants itself.
+   */
+  async record(keyId: string): Promise<KeyRecord | null> {
     const row = await this.db
       .selectFrom('keys')
       .innerJoin('service_accounts as a', 'a.id', 'keys.service_account_id')
@@ -170,7 +165,6 @@ export class KeyReader {
         'a.allowed_cidrs as account_cidrs',
       ])
       .where('keys.id', '=', keyId)
-      .$if(tenantId !== undefined, (q) => q.where('keys.tenant_id', '=', tenantId!))
       .executeTakeFirst();
     if (!row) return null;
     return {

@@ -1,4 +1,5 @@
 import type { Clock } from '@keyward/core';
+import type { KeyCache } from './key-cache';
 import type { KeyReader } from './key.reader';
 import type { RateLimiter } from './rate-limiter';
 import { decide, parseCandidate, type DenialCode, type KeyRecord, type VerifyRequest } from './verify';
@@ -15,21 +16,29 @@ export type VerifyAnswer =
   | { valid: false; code: DenialCode };
 
 /**
- * The verify path: parse and checksum without I/O, one indexed read of the key with its account,
- * the decision, then the Redis rate limit. A store that cannot be reached throws (503), so the
- * answer is never `valid: true` without every check having run.
+ * The verify path: parse and checksum without I/O, the key with its account (from the cache, or
+ * one indexed read), the decision, then the Redis rate limit. A store that cannot be reached
+ * throws (503), so the answer is never `valid: true` without every check having run.
  */
 export class Verifier {
   constructor(
     private readonly reader: KeyReader,
+    private readonly cache: KeyCache,
     private readonly limiter: RateLimiter,
     private readonly clock: Clock,
   ) {}
 
+  /** Keys are looked up by id in any tenant (ids are unique), so one cache serves both paths. */
+  private lookup(keyId: string): Promise<KeyRecord | null> {
+    return this.cache.get(keyId, () => this.reader.record(keyId));
+  }
+
   async verify(tenantId: string, request: VerifyRequest): Promise<VerifyAnswer> {
     const parsed = parseCandidate(request.key);
     if (!parsed) return { valid: false, code: 'MALFORMED' };
-    const record = await this.reader.record(tenantId, `key_${parsed.idPart}`);
+    const found = await this.lookup(`key_${parsed.idPart}`);
+    // Another tenant's key is, to this tenant, a key that does not exist.
+    const record = found?.key.tenantId === tenantId ? found : null;
     const now = this.clock.now();
     const decision = decide(request.key, record, request, now);
     if (!decision.valid) return { valid: false, code: decision.code };
@@ -61,7 +70,7 @@ export class Verifier {
   async authenticate(candidate: string): Promise<KeyRecord | null> {
     const parsed = parseCandidate(candidate);
     if (!parsed) return null;
-    const record = await this.reader.recordInAnyTenant(`key_${parsed.idPart}`);
+    const record = await this.lookup(`key_${parsed.idPart}`);
     const decision = decide(candidate, record, { key: candidate }, this.clock.now());
     return decision.valid ? decision.record : null;
   }

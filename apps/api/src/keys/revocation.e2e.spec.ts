@@ -1,7 +1,10 @@
 import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import type { INestApplication } from '@nestjs/common';
+import Redis from 'ioredis';
 import request, { type Response } from 'supertest';
+import type { KeywardConfig } from '@keyward/config';
+import { KeyInvalidations } from '@keyward/keys';
 import { createApi } from '../app';
 import {
   bearer,
@@ -29,12 +32,15 @@ let api: TestApi;
 let one: Instance;
 let two: Instance;
 
-/** A separate app on the test database and Redis prefix, listening on a port of its own. */
-async function instance(): Promise<Instance> {
+/**
+ * A separate app on the test database, listening on a port of its own; on the test's Redis prefix
+ * (so on its invalidation channel) unless the config says otherwise.
+ */
+async function instance(config: KeywardConfig = api.config): Promise<Instance> {
   const logStream = new PassThrough();
   const lines: string[] = [];
   logStream.on('data', (chunk: Buffer) => lines.push(chunk.toString('utf8')));
-  const app = await createApi({ config: api.config, clock: api.clock, logStream });
+  const app = await createApi({ config, clock: api.clock, logStream });
   await app.listen(0, '127.0.0.1');
   const { port } = app.getHttpServer().address() as AddressInfo;
   return { app, http: request(`http://127.0.0.1:${port}`), logs: () => lines.join('') };
@@ -306,4 +312,83 @@ it('a revoked service-account key stops authenticating on the other instance wit
     expect(Date.now() - at).toBeLessThanOrEqual(PROPAGATION_MS);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+});
+
+describe('the key cache when an invalidation is lost', () => {
+  /**
+   * An instance on a channel of its own: it caches like any other but hears none of the
+   * invalidations the others send, which is what a lost message looks like from its side.
+   */
+  async function deaf(): Promise<Instance> {
+    return instance({ ...api.config, redisPrefix: `${api.config.redisPrefix}-deaf` });
+  }
+
+  it('keeps a revoked key alive on an instance that missed the message no longer than the entry lifetime', async () => {
+    const deafened = await deaf();
+    try {
+      const s = await setup();
+      for (let i = 0; i < 3; i++)
+        expect((await verify(deafened, s.verifier, { key: s.key })).body.valid).toBe(true);
+      await one.http.post(`/v1/keys/${s.keyId}/revoke`).set(s.admin).send({}).expect(200);
+      // It missed the message, so its cached entry still says valid: the cache is real ...
+      expect((await verify(deafened, s.verifier, { key: s.key })).body.valid).toBe(true);
+      api.clock.advance(api.config.keyCacheTtlMs - 1);
+      expect((await verify(deafened, s.verifier, { key: s.key })).body.valid).toBe(true);
+      // ... and the entry's own lifetime ends it.
+      api.clock.advance(1);
+      expect((await verify(deafened, s.verifier, { key: s.key })).body).toEqual({
+        valid: false,
+        code: 'REVOKED',
+      });
+      expect(serverErrors(deafened.logs())).toEqual([]);
+    } finally {
+      await deafened.app.close();
+    }
+  });
+
+  it('stops trusting its cache the moment its subscription drops, and caches again once resubscribed', async () => {
+    const deafened = await deaf();
+    const admin = new Redis(api.config.redisUrl);
+    try {
+      const s = await setup();
+      expect((await verify(deafened, s.verifier, { key: s.key })).body.valid).toBe(true);
+      await one.http.post(`/v1/keys/${s.keyId}/revoke`).set(s.admin).send({}).expect(200);
+      expect((await verify(deafened, s.verifier, { key: s.key })).body.valid).toBe(true);
+
+      // Cut its subscriber connection: whatever was sent meanwhile is lost, so it must not
+      // answer from memory any more, and it answers REVOKED without the clock moving.
+      const channel = deafened.app.get(KeyInvalidations).channel;
+      const subscriberIds = async () =>
+        (await admin.client('LIST', 'TYPE', 'pubsub'))
+          .toString()
+          .split('\n')
+          .filter((line) => line.includes(`name=${channel} `))
+          .map((line) => /id=(\d+)/.exec(line)![1]);
+      const [id] = await subscriberIds();
+      expect(id).toBeDefined();
+      await admin.client('KILL', 'ID', id);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect((await verify(deafened, s.verifier, { key: s.key })).body).toEqual({
+        valid: false,
+        code: 'REVOKED',
+      });
+
+      // ioredis reconnects and subscribes again; from then on it caches again (a second key
+      // revoked unheard stays valid there until its entry expires).
+      const deadline = Date.now() + 5_000;
+      while ((await subscriberIds()).length === 0) {
+        if (Date.now() > deadline) throw new Error('the subscriber did not come back');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const t = await setup();
+      expect((await verify(deafened, t.verifier, { key: t.key })).body.valid).toBe(true);
+      await one.http.post(`/v1/keys/${t.keyId}/revoke`).set(t.admin).send({}).expect(200);
+      expect((await verify(deafened, t.verifier, { key: t.key })).body.valid).toBe(true);
+      expect(serverErrors(deafened.logs())).toEqual([]);
+    } finally {
+      admin.disconnect();
+      await deafened.app.close();
+    }
+  });
 });

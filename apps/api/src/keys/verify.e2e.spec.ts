@@ -966,7 +966,9 @@ describe('failing closed', () => {
     const logStream = new PassThrough();
     const lines: string[] = [];
     logStream.on('data', (chunk: Buffer) => lines.push(chunk.toString('utf8')));
-    const app = await createApi({ config: api.config, clock: api.clock, logStream, dbPoolSize: 1 });
+    // The key cache off: every verify must look the key up in PostgreSQL for this to be tested.
+    const config = { ...api.config, keyCacheTtlMs: 0 };
+    const app = await createApi({ config, clock: api.clock, logStream, dbPoolSize: 1 });
     await app.listen(0, '127.0.0.1');
     const server = app.getHttpServer() as Server;
     const { port } = server.address() as { port: number };

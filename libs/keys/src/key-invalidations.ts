@@ -1,0 +1,111 @@
+import Redis from 'ioredis';
+import type { RecordedEvent } from '@keyward/event-store';
+import { invalidationFor, type KeyCache, type KeyInvalidation } from './key-cache';
+
+export interface KeyInvalidationsOptions {
+  redisUrl: string;
+  redisPrefix: string;
+  /** Reports a failure that does not fail a request (a publish after commit, a bad message). */
+  onError: (error: unknown, message: string) => void;
+}
+
+/**
+ * Carries key invalidations between API instances over Redis pub/sub and keeps the local
+ * KeyCache honest: the cache is trusted only while this instance's subscription is live. When
+ * the subscriber connection drops, messages sent meanwhile are lost, so the cache is emptied and
+ * bypassed until the channel is subscribed again.
+ */
+export class KeyInvalidations {
+  readonly channel: string;
+  private subscriber: Redis | null = null;
+
+  constructor(
+    /** The shared fail-fast client; a subscribed connection cannot publish. */
+    private readonly publisher: Redis,
+    private readonly cache: KeyCache,
+    private readonly options: KeyInvalidationsOptions,
+  ) {
+    this.channel = `${options.redisPrefix}:key-invalidations`;
+  }
+
+  /** Connects the subscriber; returns without waiting when Redis is away (ioredis keeps trying). */
+  async start(): Promise<void> {
+    // Resubscribing is done here on every 'ready', so ioredis's own resubscribe is off.
+    const subscriber = new Redis(this.options.redisUrl, {
+      lazyConnect: true,
+      autoResubscribe: false,
+      // Named after its channel, so an operator (or a test) can find it in CLIENT LIST.
+      connectionName: this.channel,
+      maxRetriesPerRequest: null,
+    });
+    this.subscriber = subscriber;
+    subscriber.on('error', () => undefined);
+    subscriber.on('close', () => this.cache.disable());
+    subscriber.on('message', (_channel: string, message: string) => this.receive(message));
+    const subscribe = () =>
+      subscriber.subscribe(this.channel).then(
+        () => this.cache.enable(),
+        (error: unknown) => this.options.onError(error, 'could not subscribe to key invalidations'),
+      );
+    let started = false;
+    subscriber.on('ready', () => {
+      if (started) void subscribe();
+    });
+    await subscriber.connect().catch(() => undefined);
+    if (subscriber.status === 'ready') await subscribe();
+    // From here on every reconnection subscribes again (and only then trusts the cache again).
+    started = true;
+  }
+
+  /** After-commit listener: drops stale entries here at once, then tells every other instance. */
+  async committed(events: readonly RecordedEvent[]): Promise<void> {
+    const invalidation = invalidationFor(events);
+    if (!invalidation) return;
+    this.cache.invalidate(invalidation);
+    try {
+      await this.publisher.publish(this.channel, JSON.stringify(invalidation));
+    } catch (error) {
+      // The change is committed; other instances drop the entry when it expires on its own.
+      this.options.onError(
+        error,
+        'could not publish a key invalidation; other instances catch up within the cache lifetime',
+      );
+    }
+  }
+
+  async close(): Promise<void> {
+    const subscriber = this.subscriber;
+    this.subscriber = null;
+    this.cache.disable();
+    if (!subscriber) return;
+    if (subscriber.status === 'ready') await subscriber.quit().catch(() => subscriber.disconnect());
+    else subscriber.disconnect();
+  }
+
+  private receive(message: string): void {
+    const invalidation = parseInvalidation(message);
+    if (invalidation) {
+      this.cache.invalidate(invalidation);
+    } else {
+      // Something else wrote to the channel: forget everything rather than guess.
+      this.cache.clear();
+      this.options.onError(
+        new Error('unreadable key invalidation'),
+        'unreadable key invalidation; cache cleared',
+      );
+    }
+  }
+}
+
+function parseInvalidation(message: string): KeyInvalidation | null {
+  try {
+    const value = JSON.parse(message) as Partial<KeyInvalidation>;
+    const strings = (list: unknown): list is string[] =>
+      Array.isArray(list) && list.every((item) => typeof item === 'string');
+    return strings(value.keys) && strings(value.accounts)
+      ? { keys: value.keys, accounts: value.accounts }
+      : null;
+  } catch {
+    return null;
+  }
+}
