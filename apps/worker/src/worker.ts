@@ -3,9 +3,11 @@ import type Redis from 'ioredis';
 import type { Logger } from 'pino';
 import type { KeywardConfig } from '@keyward/config';
 import { createDb, type Db } from '@keyward/db';
-import { QUEUES } from '@keyward/jobs';
-import { closeRedis, workerConnection } from '@keyward/redis';
+import { QUEUES, declareSchedules } from '@keyward/jobs';
+import { closeRedis, createRedis, workerConnection } from '@keyward/redis';
+import { UsageCounters } from '@keyward/usage';
 import { projectionsProcessor } from './processors/projections.processor';
+import { usageProcessor } from './processors/usage.processor';
 
 export interface KeywardWorker {
   workers: Worker[];
@@ -36,9 +38,15 @@ export async function checkEvictionPolicy(redis: Redis, logger: Logger): Promise
 export async function startWorker(config: KeywardConfig, logger: Logger): Promise<KeywardWorker> {
   const db = createDb(config.databaseUrl, { applicationName: 'keyward-worker', max: 5 });
   const connection = workerConnection(config.redisUrl);
+  // Processors' own commands fail fast (the job fails and is retried) instead of hanging.
+  const commands = createRedis(config.redisUrl);
   await checkEvictionPolicy(connection, logger);
+  await declareSchedules(connection, config.redisPrefix, config);
 
-  const processors: [string, Processor][] = [[QUEUES.projections, projectionsProcessor(db)]];
+  const processors: [string, Processor][] = [
+    [QUEUES.projections, projectionsProcessor(db)],
+    [QUEUES.usage, usageProcessor(db, new UsageCounters(commands, config.redisPrefix))],
+  ];
   const workers = processors.map(([queue, processor]) => {
     const worker = new Worker(queue, processor, { connection, prefix: config.redisPrefix, concurrency: 1 });
     worker.on('completed', (job) =>
@@ -61,6 +69,7 @@ export async function startWorker(config: KeywardConfig, logger: Logger): Promis
     close: async () => {
       await Promise.all(workers.map((w) => w.close()));
       await db.destroy();
+      await closeRedis(commands);
       await closeRedis(connection);
     },
   };

@@ -6,6 +6,7 @@ import { Queue, type ConnectionOptions } from 'bullmq';
  */
 export const QUEUES = {
   projections: 'projections',
+  usage: 'usage',
 } as const;
 
 export interface RebuildProjectionJob {
@@ -16,6 +17,7 @@ export interface RebuildProjectionJob {
 
 export const JOB = {
   rebuildProjection: 'rebuild-projection',
+  flushUsage: 'flush-usage',
 } as const;
 
 /** Retries with exponential backoff; failed jobs are kept so an operator can see them. */

@@ -4,6 +4,28 @@ import type { KeyReader } from './key.reader';
 import type { RateLimiter } from './rate-limiter';
 import { decide, parseCandidate, type DenialCode, type KeyRecord, type VerifyRequest } from './verify';
 
+/** The outcome a verification is counted under: `ALLOWED`, or the code it was refused with. */
+export type UsageCode = 'ALLOWED' | DenialCode;
+
+/** One verification, as the verifier reports it. Unknown and malformed keys have no key or account. */
+export interface Verification {
+  tenantId: string;
+  keyId: string | null;
+  serviceAccountId: string | null;
+  code: UsageCode;
+  sourceIp: string | null;
+  system: string | null;
+  at: Date;
+}
+
+/** Where the verifier reports verifications (libs/usage); must not block or throw. */
+export interface UsageSink {
+  record(verification: Verification): void;
+}
+
+/** The `system` usage of a key as a caller of Keyward's own API is counted under. */
+export const KEYWARD_API_SYSTEM = 'keyward-api';
+
 export type VerifyAnswer =
   | {
       valid: true;
@@ -25,6 +47,7 @@ export class Verifier {
     private readonly reader: KeyReader,
     private readonly cache: KeyCache,
     private readonly limiter: RateLimiter,
+    private readonly usage: UsageSink,
     private readonly clock: Clock,
   ) {}
 
@@ -34,22 +57,40 @@ export class Verifier {
   }
 
   async verify(tenantId: string, request: VerifyRequest): Promise<VerifyAnswer> {
+    const now = this.clock.now();
+    const { answer, record } = await this.decideAndLimit(tenantId, request, now);
+    this.usage.record({
+      tenantId,
+      keyId: record?.key.id ?? null,
+      serviceAccountId: record?.key.serviceAccountId ?? null,
+      code: answer.valid ? 'ALLOWED' : answer.code,
+      sourceIp: request.source?.ip ?? null,
+      system: request.source?.system ?? null,
+      at: now,
+    });
+    return answer;
+  }
+
+  private async decideAndLimit(
+    tenantId: string,
+    request: VerifyRequest,
+    now: Date,
+  ): Promise<{ answer: VerifyAnswer; record: KeyRecord | null }> {
     const parsed = parseCandidate(request.key);
-    if (!parsed) return { valid: false, code: 'MALFORMED' };
+    if (!parsed) return { answer: { valid: false, code: 'MALFORMED' }, record: null };
     const found = await this.lookup(`key_${parsed.idPart}`);
     // Another tenant's key is, to this tenant, a key that does not exist.
     const record = found?.key.tenantId === tenantId ? found : null;
-    const now = this.clock.now();
     const decision = decide(request.key, record, request, now);
-    if (!decision.valid) return { valid: false, code: decision.code };
+    if (!decision.valid) return { answer: { valid: false, code: decision.code }, record: decision.record };
     const { key, account } = decision.record;
     let rateLimit: { remaining: number; resetAt: string } | null = null;
     if (key.rateLimit) {
       const state = await this.limiter.take(key.id, key.rateLimit, now);
-      if (!state.allowed) return { valid: false, code: 'RATE_LIMITED' };
+      if (!state.allowed) return { answer: { valid: false, code: 'RATE_LIMITED' }, record };
       rateLimit = { remaining: state.remaining, resetAt: state.resetAt.toISOString() };
     }
-    return {
+    const answer: VerifyAnswer = {
       valid: true,
       keyId: key.id,
       serviceAccount: {
@@ -64,14 +105,31 @@ export class Verifier {
       expiresAt: key.graceEndsAt && key.graceEndsAt < key.expiresAt ? key.graceEndsAt : key.expiresAt,
       rateLimit,
     };
+    return { answer, record };
   }
 
-  /** A key used as a credential for Keyward's own API: every check but scope, resource and rate. */
-  async authenticate(candidate: string): Promise<KeyRecord | null> {
+  /**
+   * A key used as a credential for Keyward's own API: every check but scope, resource and rate.
+   * Counted as usage of the key (system `keyward-api`), so a key used only against Keyward is
+   * not swept as unused.
+   */
+  async authenticate(candidate: string, sourceIp: string | null = null): Promise<KeyRecord | null> {
     const parsed = parseCandidate(candidate);
     if (!parsed) return null;
+    const now = this.clock.now();
     const record = await this.lookup(`key_${parsed.idPart}`);
-    const decision = decide(candidate, record, { key: candidate }, this.clock.now());
+    const decision = decide(candidate, record, { key: candidate }, now);
+    if (decision.record) {
+      this.usage.record({
+        tenantId: decision.record.key.tenantId,
+        keyId: decision.record.key.id,
+        serviceAccountId: decision.record.key.serviceAccountId,
+        code: decision.valid ? 'ALLOWED' : decision.code,
+        sourceIp,
+        system: KEYWARD_API_SYSTEM,
+        at: now,
+      });
+    }
     return decision.valid ? decision.record : null;
   }
 }

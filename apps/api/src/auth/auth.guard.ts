@@ -35,7 +35,7 @@ export class AuthGuard implements CanActivate {
     ]);
     if (rule?.public) return true;
     const req = context.switchToHttp().getRequest<KeywardRequest>();
-    const caller = await this.authenticate(req.headers.authorization);
+    const caller = await this.authenticate(req.headers.authorization, req.ip ?? null);
     req.caller = caller;
     if (!rule) throw new Forbidden('this route admits no caller');
     const allowed =
@@ -51,7 +51,7 @@ export class AuthGuard implements CanActivate {
     return true;
   }
 
-  private async authenticate(header: string | undefined): Promise<Caller> {
+  private async authenticate(header: string | undefined, sourceIp: string | null): Promise<Caller> {
     const match = header ? /^Bearer ([\x21-\x7e]{1,512})$/.exec(header) : null;
     if (!match) throw new Unauthenticated('send Authorization: Bearer <credential>');
     const credential = match[1];
@@ -60,7 +60,7 @@ export class AuthGuard implements CanActivate {
     }
     if (credential.startsWith('kw_')) {
       // The same decision as POST /v1/verify, without scope, resource or rate checks.
-      const record = await this.verifier.authenticate(credential);
+      const record = await this.verifier.authenticate(credential, sourceIp);
       if (record) {
         return {
           kind: 'service-account',

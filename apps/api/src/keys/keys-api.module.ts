@@ -7,6 +7,8 @@ import { CONFIG, type KeywardConfig } from '@keyward/config';
 import { EventStore } from '@keyward/event-store';
 import { KeyCache, KeyInvalidations, KeyReader, KeysModule, RateLimiter, Verifier } from '@keyward/keys';
 import { REDIS } from '@keyward/redis';
+import { UsageBuffer } from '@keyward/usage';
+import { UsageApiModule } from '../usage/usage-api.module';
 import { ExposuresController } from './exposures.controller';
 import { KeysController } from './keys.controller';
 import { ReportsController } from './reports.controller';
@@ -40,7 +42,7 @@ export class KeyCacheLifecycle implements OnModuleInit, OnApplicationShutdown {
 
 /** The HTTP side of keys, verify and tenant policy; the Verifier is shared with the auth guard. */
 @Module({
-  imports: [KeysModule, AccountsModule],
+  imports: [KeysModule, AccountsModule, UsageApiModule],
   controllers: [KeysController, ExposuresController, ReportsController],
   providers: [
     {
@@ -64,9 +66,15 @@ export class KeyCacheLifecycle implements OnModuleInit, OnApplicationShutdown {
     KeyCacheLifecycle,
     {
       provide: Verifier,
-      inject: [KeyReader, KeyCache, REDIS, CONFIG, CLOCK],
-      useFactory: (reader: KeyReader, cache: KeyCache, redis: Redis, config: KeywardConfig, clock: Clock) =>
-        new Verifier(reader, cache, new RateLimiter(redis, config.redisPrefix), clock),
+      inject: [KeyReader, KeyCache, REDIS, UsageBuffer, CONFIG, CLOCK],
+      useFactory: (
+        reader: KeyReader,
+        cache: KeyCache,
+        redis: Redis,
+        usage: UsageBuffer,
+        config: KeywardConfig,
+        clock: Clock,
+      ) => new Verifier(reader, cache, new RateLimiter(redis, config.redisPrefix), usage, clock),
     },
   ],
   exports: [Verifier],

@@ -359,14 +359,13 @@ describe('the key cache when an invalidation is lost', () => {
       // answer from memory any more, and it answers REVOKED without the clock moving.
       const channel = deafened.app.get(KeyInvalidations).channel;
       const subscriberIds = async () =>
-        (await admin.client('LIST', 'TYPE', 'pubsub'))
-          .toString()
+        ((await admin.call('CLIENT', 'LIST', 'TYPE', 'pubsub')) as string)
           .split('\n')
           .filter((line) => line.includes(`name=${channel} `))
           .map((line) => /id=(\d+)/.exec(line)![1]);
       const [id] = await subscriberIds();
       expect(id).toBeDefined();
-      await admin.client('KILL', 'ID', id);
+      await admin.call('CLIENT', 'KILL', 'ID', id);
       await new Promise((resolve) => setTimeout(resolve, 50));
       expect((await verify(deafened, s.verifier, { key: s.key })).body).toEqual({
         valid: false,
