@@ -9,19 +9,23 @@ import { checkEvictionPolicy, startWorker, type KeywardWorker } from './worker';
 let api: TestApi;
 let worker: KeywardWorker;
 let events: QueueEvents;
+let eventsConnection: ReturnType<typeof workerConnection>;
 const logger = pino({ level: 'silent' });
 
 beforeAll(async () => {
   api = await startTestApi();
-  worker = await startWorker(api.config, logger);
+  worker = await startWorker({ ...api.config, usageFlushIntervalMs: 1_000 }, logger);
+  // QueueEvents blocks on a copy of the connection it is given; the original is ours to close.
+  eventsConnection = workerConnection(api.config.redisUrl);
   events = new QueueEvents(QUEUES.projections, {
-    connection: workerConnection(api.config.redisUrl),
+    connection: eventsConnection,
     prefix: api.config.redisPrefix,
   });
   await events.waitUntilReady();
 });
 afterAll(async () => {
   await events.close();
+  await closeRedis(eventsConnection);
   await worker.close();
   await api.close();
 });
@@ -72,6 +76,46 @@ it('answers 404 for an unknown projection and 403 for a role that may not manage
     .post('/v1/admin/projections/tenants/rebuild')
     .set(bearer(await t.token('auditor')))
     .expect(403);
+});
+
+it('flushes usage from Redis to PostgreSQL on its own schedule', async () => {
+  const t = await createTenant(api, 'wk-usage');
+  const admin = bearer(t.admin);
+  const account = await api.http
+    .post('/v1/service-accounts')
+    .set(admin)
+    .send({
+      name: 'counted',
+      environment: 'staging',
+      businessOwner: 'b',
+      technicalOwner: 't',
+      allowedScopes: ['a:read'],
+    })
+    .expect(201);
+  const key = await api.http
+    .post(`/v1/service-accounts/${account.body.id}/keys`)
+    .set(admin)
+    .send({ name: 'k', scopes: ['a:read'] })
+    .expect(201);
+  const verifier = bearer(await t.token('verifier'));
+  for (let i = 0; i < 3; i++) {
+    await api.http.post('/v1/verify').set(verifier).send({ key: key.body.secret }).expect(200);
+  }
+  // No flush by the test: the API's buffer hands off within a second, the scheduled job within
+  // its interval (one second here).
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const row = await api.database.db
+      .selectFrom('usage_minutes')
+      .select((eb) => eb.fn.sum<string>('count').as('count'))
+      .where('key_id', '=', key.body.id)
+      .executeTakeFirst();
+    if (Number(row?.count ?? 0) === 3) break;
+    if (Date.now() > deadline) throw new Error(`usage not flushed: ${row?.count}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  const shown = await api.http.get(`/v1/keys/${key.body.id}`).set(admin).expect(200);
+  expect(shown.body.lastUsedAt).toBe(api.clock.now().toISOString());
 });
 
 it('reads the Redis eviction policy it warns about', async () => {

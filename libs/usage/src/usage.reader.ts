@@ -7,12 +7,8 @@ export type Granularity = (typeof GRANULARITIES)[number];
 
 const STEP_MS: Record<Granularity, number> = { minute: 60_000, hour: 3_600_000, day: 86_400_000 };
 
-/** The window asked for when `from` is left out: a useful chart at each granularity. */
-export const DEFAULT_SPAN_MS: Record<Granularity, number> = {
-  minute: 60 * 60_000,
-  hour: 24 * 3_600_000,
-  day: 30 * 86_400_000,
-};
+/** Buckets answered when `from` is left out: an hour of minutes, a day of hours, 30 days. */
+const DEFAULT_BUCKETS: Record<Granularity, number> = { minute: 60, hour: 24, day: 30 };
 
 /** One answer holds at most this many buckets (a day of minutes, two months of hours). */
 export const MAX_BUCKETS = 1_440;
@@ -39,6 +35,21 @@ export interface UsageBucket {
 export function bucketOf(at: Date, granularity: Granularity): Date {
   const step = STEP_MS[granularity];
   return new Date(Math.floor(at.getTime() / step) * step);
+}
+
+/**
+ * The window of a request: `to` defaults to the end of the bucket holding `now` (so the bucket in
+ * progress is included), `from` to a default number of buckets before `to`.
+ */
+export function usageWindow(
+  now: Date,
+  granularity: Granularity,
+  from?: Date,
+  to?: Date,
+): { from: Date; to: Date } {
+  const step = STEP_MS[granularity];
+  const end = to ?? new Date(bucketOf(now, granularity).getTime() + step);
+  return { from: from ?? new Date(end.getTime() - DEFAULT_BUCKETS[granularity] * step), to: end };
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { Verification } from '@keyward/keys';
 import { UsageTally, cellField, minuteOf, parseCellField, parseKeyUseMember, keyUseMember } from './usage';
-import { bucketOf, bucketsBetween, MAX_BUCKETS } from './usage.reader';
+import { bucketOf, bucketsBetween, MAX_BUCKETS, usageWindow } from './usage.reader';
 
 function verification(overrides: Partial<Verification> = {}): Verification {
   return {
@@ -152,5 +152,25 @@ describe('buckets', () => {
     expect(() => bucketsBetween(from, new Date(from.getTime() + MAX_BUCKETS * 60_000 + 1), 'minute')).toThrow(
       /1441 minute buckets; at most 1440/,
     );
+  });
+});
+
+describe('usageWindow', () => {
+  const now = new Date('2026-03-01T09:47:31Z');
+
+  it('ends with the bucket in progress and spans a default number of buckets', () => {
+    expect(usageWindow(now, 'hour')).toEqual({
+      from: new Date('2026-02-28T10:00:00Z'),
+      to: new Date('2026-03-01T10:00:00Z'),
+    });
+    expect(usageWindow(now, 'minute').from).toEqual(new Date('2026-03-01T08:48:00Z'));
+    expect(usageWindow(now, 'day').from).toEqual(new Date('2026-01-31T00:00:00Z'));
+  });
+
+  it('keeps what the caller gave', () => {
+    const from = new Date('2026-03-01T00:00:00Z');
+    const to = new Date('2026-03-01T05:00:00Z');
+    expect(usageWindow(now, 'hour', from, to)).toEqual({ from, to });
+    expect(usageWindow(now, 'hour', undefined, to).from).toEqual(new Date('2026-02-28T05:00:00Z'));
   });
 });

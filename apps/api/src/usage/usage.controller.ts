@@ -4,7 +4,7 @@ import { ServiceAccountReader } from '@keyward/accounts';
 import { tenantOf, type CommandContext } from '@keyward/auth';
 import { CLOCK, NotFound, type Clock } from '@keyward/core';
 import { KeyReader } from '@keyward/keys';
-import { DEFAULT_SPAN_MS, UsageReader, type UsageBucket } from '@keyward/usage';
+import { UsageReader, usageWindow, type UsageBucket } from '@keyward/usage';
 import { Access } from '../auth/access.decorator';
 import { Ctx } from '../http/request-context';
 import { UsageQueryDto } from './usage.dto';
@@ -41,8 +41,12 @@ export class UsageController {
       }
     }
     const granularity = query.granularity ?? 'hour';
-    const to = query.to ? new Date(query.to) : this.clock.now();
-    const from = query.from ? new Date(query.from) : new Date(to.getTime() - DEFAULT_SPAN_MS[granularity]);
+    const { from, to } = usageWindow(
+      this.clock.now(),
+      granularity,
+      query.from ? new Date(query.from) : undefined,
+      query.to ? new Date(query.to) : undefined,
+    );
     const items = await this.usage.buckets({ tenantId, serviceAccountId, keyId, from, to, granularity });
     return { items };
   }
