@@ -7,6 +7,8 @@ import request, { type Response } from 'supertest';
 import type { KeywardConfig } from '@keyward/config';
 import { DB, type Db } from '@keyward/db';
 import { checkOf, issueKeySecret } from '@keyward/keys';
+import { REDIS } from '@keyward/redis';
+import { UsageBuffer, UsageCounters, flushUsage } from '@keyward/usage';
 import { createApi } from '../app';
 import {
   bearer,
@@ -1057,7 +1059,13 @@ describe('secrets', () => {
       const keys = await redis.keys(`${api.config.redisPrefix}*`);
       const parts = [...keys];
       for (const k of keys) {
-        if ((await redis.type(k)) === 'string') parts.push((await redis.get(k)) ?? '');
+        const type = await redis.type(k);
+        if (type === 'string') parts.push((await redis.get(k)) ?? '');
+        else if (type === 'hash') parts.push(JSON.stringify(await redis.hgetall(k)));
+        else if (type === 'zset') parts.push(...(await redis.zrange(k, 0, -1)));
+        else if (type === 'set') parts.push(...(await redis.smembers(k)));
+        else if (type === 'list') parts.push(...(await redis.lrange(k, 0, -1)));
+        else if (type === 'stream') parts.push(JSON.stringify(await redis.xrange(k, '-', '+')));
       }
       return parts.join('\n');
     } finally {
@@ -1143,13 +1151,23 @@ describe('secrets', () => {
     record(await api.http.get('/v1/reports/credentials').set(fixture.admin).set('Accept', 'text/csv'));
     record(await api.http.get('/metrics'));
 
+    // Usage counted for all of the above: once in Redis (searched there), then half of it in
+    // PostgreSQL too (searched in the tables).
+    await api.app.get(UsageBuffer).flush();
+    const redisWithUsage = await everyRedisText();
+    expect(redisWithUsage).toContain(first.id);
+    await flushUsage(api.database.db, new UsageCounters(api.app.get<Redis>(REDIS), api.config.redisPrefix));
+    record(await api.http.get(`/v1/usage?keyId=${first.id}`).set(fixture.admin));
+
     const text = (res: Response) => `${res.status} ${JSON.stringify(res.headers)} ${res.text}`;
     const laterThanFirst = answers.map(text).join('\n');
     const laterThanSecond = answers.slice(answersAfterRotation).map(text).join('\n');
     const rows = await everyRowText();
     const logs = api.logs();
-    const redis = await everyRedisText();
+    const redis = `${redisWithUsage}\n${await everyRedisText()}`;
     expect(logs.length).toBeGreaterThan(0);
+    const usageRows = await api.database.db.selectFrom('usage_minutes').select('key_id').execute();
+    expect(usageRows.map((r) => r.key_id)).toContain(first.id); // the tables searched hold usage
     expect(rows).toContain(first.prefix); // the search does see the tables
     const secrets = [
       { name: 'first key', value: first.secret, prefix: first.prefix, answers: laterThanFirst },
