@@ -20,6 +20,27 @@ export function createRedis(url: string, options: RedisOptions = {}): Redis {
   return client;
 }
 
+/**
+ * ioredis options for a URL, for BullMQ producers that must own their connection: BullMQ leaves
+ * a shared client's late connection error with no listener when the queue is closed before it
+ * connected (an uncaught exception); with its own connection it suppresses that itself. Fails
+ * fast like createRedis.
+ */
+export function producerConnection(url: string): RedisOptions {
+  const parsed = new URL(url);
+  const db = parsed.pathname.replace('/', '');
+  return {
+    host: parsed.hostname,
+    port: parsed.port ? Number(parsed.port) : 6379,
+    username: parsed.username ? decodeURIComponent(parsed.username) : undefined,
+    password: parsed.password ? decodeURIComponent(parsed.password) : undefined,
+    db: db ? Number(db) : 0,
+    tls: parsed.protocol === 'rediss:' ? {} : undefined,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 5_000,
+  };
+}
+
 /** A connection for BullMQ workers, which block and must retry forever. */
 export function workerConnection(url: string): Redis {
   return createRedis(url, { maxRetriesPerRequest: null });

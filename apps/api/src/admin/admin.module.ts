@@ -1,9 +1,8 @@
 import { Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
 import type { Queue } from 'bullmq';
-import type Redis from 'ioredis';
 import { CONFIG, type KeywardConfig } from '@keyward/config';
 import { projectionsQueue } from '@keyward/jobs';
-import { REDIS } from '@keyward/redis';
+import { producerConnection } from '@keyward/redis';
 import { AdminController, PROJECTIONS_QUEUE } from './admin.controller';
 
 @Module({
@@ -11,9 +10,10 @@ import { AdminController, PROJECTIONS_QUEUE } from './admin.controller';
   providers: [
     {
       provide: PROJECTIONS_QUEUE,
-      inject: [CONFIG, REDIS],
-      // Producers share the API's fail-fast Redis client: with Redis away, a request answers 503 at once.
-      useFactory: (config: KeywardConfig, redis: Redis) => projectionsQueue(redis, config.redisPrefix),
+      inject: [CONFIG],
+      // A fail-fast connection of the queue's own: with Redis away, a request answers 503 at once.
+      useFactory: (config: KeywardConfig) =>
+        projectionsQueue(producerConnection(config.redisUrl), config.redisPrefix),
     },
   ],
 })
