@@ -1,5 +1,6 @@
-import { sql } from 'kysely';
-import type { Db } from '@keyward/db';
+import { randomBytes } from 'node:crypto';
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Database, Db } from '@keyward/db';
 import { toRecordedEvent, type InlineProjection } from '@keyward/event-store';
 
 export interface RebuildResult {
@@ -7,40 +8,182 @@ export interface RebuildResult {
   events: number;
 }
 
-const BATCH = 1000;
+/** Events replayed per transaction while building beside. */
+const DEFAULT_BATCH = 1000;
+
+interface Checkpoint {
+  transactionId: string;
+  position: string;
+}
+
+const START: Checkpoint = { transactionId: '0', position: '0' };
 
 /**
- * Empties a projection's tables and replays every event through it in commit order, in one
- * transaction: readers keep seeing the old rows until it commits (TRUNCATE's lock makes them
- * wait rather than see empty tables), and appends that race it wait and then apply on top.
+ * Rebuilds a projection from position 0 without stopping the API: build beside, then swap.
+ *
+ * 1. Empty copies of the projection's tables are made in a schema of their own.
+ * 2. Every event is replayed into the copies in commit order, in batches of their own
+ *    transactions, while the live tables go on serving reads and taking appends. Projections
+ *    write unqualified table names, so `search_path` points them at the copies.
+ * 3. The swap: the live tables are locked, the events committed since the last batch are
+ *    replayed, and the copies take the live tables' place. Readers wait for that moment only;
+ *    they never see an empty or a half-built table. Appends that wanted the lock then apply on
+ *    top of the new tables.
+ *
+ * One rebuild of a projection at a time (a session advisory lock); a second one waits. Needs
+ * the role that owns the tables (the migration role), as moving tables between schemas does.
  */
 export async function rebuildProjection(
   db: Db,
   projection: InlineProjection,
   onProgress?: (events: number) => void,
+  options: { batchSize?: number } = {},
 ): Promise<RebuildResult> {
-  return db.transaction().execute(async (trx) => {
-    await sql`truncate ${sql.join(projection.tables.map((t) => sql.table(t)))}`.execute(trx);
-    let after = { transactionId: '0', position: '0' };
-    let events = 0;
-    for (;;) {
-      const rows = await trx
-        .selectFrom('events')
-        .selectAll()
-        .where(
-          sql<boolean>`(transaction_id, position) > (${after.transactionId}::xid8, ${after.position}::bigint)`,
-        )
-        .orderBy('transaction_id')
-        .orderBy('position')
-        .limit(BATCH)
-        .execute();
-      if (rows.length === 0) break;
-      await projection.apply(trx, rows.map(toRecordedEvent));
-      events += rows.length;
-      const last = rows[rows.length - 1];
-      after = { transactionId: last.transaction_id, position: last.position };
+  const batchSize = options.batchSize ?? DEFAULT_BATCH;
+  return db.connection().execute(async (conn) => {
+    const lockKey = `keyward:rebuild:${projection.name}`;
+    await sql`select pg_advisory_lock(hashtext(${lockKey}))`.execute(conn);
+    const suffix = `${projection.name.replace(/[^a-z0-9]/g, '_')}_${randomBytes(4).toString('hex')}`;
+    const beside = `kw_rebuild_${suffix}`;
+    const retired = `kw_retired_${suffix}`;
+    try {
+      await createCopies(conn, projection, beside);
+      let events = 0;
+      let after = START;
+      // Catch up in batches until nothing is left: the swap then has only what arrives meanwhile.
+      for (;;) {
+        const batch = await conn
+          .transaction()
+          .execute((trx) => replayBatch(trx, projection, beside, after, { committedOnly: true, batchSize }));
+        events += batch.events;
+        after = batch.after;
+        if (batch.events > 0) onProgress?.(events);
+        if (batch.events === 0) break;
+      }
+      for (let attempt = 1; ; attempt++) {
+        try {
+          events += await conn
+            .transaction()
+            .execute((trx) => finish(trx, projection, beside, retired, after, batchSize));
+          break;
+        } catch (error) {
+          // The swap lost a deadlock to an append (PostgreSQL aborted it, nothing was swapped):
+          // the copies are still good, so try again.
+          if (attempt >= 5 || (error as { code?: string }).code !== '40P01') throw error;
+        }
+      }
       onProgress?.(events);
+      return { projection: projection.name, events };
+    } finally {
+      await sql`drop schema if exists ${sql.id(beside)} cascade`.execute(conn);
+      await sql`drop schema if exists ${sql.id(retired)} cascade`.execute(conn);
+      await sql`select pg_advisory_unlock(hashtext(${lockKey}))`.execute(conn);
     }
-    return { projection: projection.name, events };
   });
+}
+
+/**
+ * The swap's transaction. ACCESS EXCLUSIVE is taken at once rather than upgraded from a weaker
+ * lock: an append holding a read lock on the table and waiting to write would otherwise deadlock
+ * with the upgrade; asked for up front, PostgreSQL lets that append finish first. Readers wait
+ * from here to the commit: the few events of the last moments, and the renames.
+ */
+async function finish(
+  trx: Transaction<Database>,
+  projection: InlineProjection,
+  beside: string,
+  retired: string,
+  from: Checkpoint,
+  batchSize: number,
+): Promise<number> {
+  const tables = sql.join(projection.tables.map((t) => sql`public.${sql.table(t)}`));
+  await sql`lock table ${tables} in access exclusive mode`.execute(trx);
+  // With writers held off, every event this projection must see is committed and visible.
+  let after = from;
+  let events = 0;
+  for (;;) {
+    const batch = await replayBatch(trx, projection, beside, after, { committedOnly: false, batchSize });
+    events += batch.events;
+    after = batch.after;
+    if (batch.events < batchSize) break;
+  }
+  await swap(trx, projection, beside, retired);
+  return events;
+}
+
+/** Empty tables shaped like the live ones (columns, defaults, indexes, constraints). */
+async function createCopies(
+  conn: Kysely<Database>,
+  projection: InlineProjection,
+  schema: string,
+): Promise<void> {
+  await sql`create schema ${sql.id(schema)}`.execute(conn);
+  for (const table of projection.tables) {
+    await sql`create table ${sql.id(schema, table)} (like public.${sql.table(table)} including all)`.execute(
+      conn,
+    );
+  }
+}
+
+/**
+ * Applies the next events after `after` to the copies. `committedOnly` keeps to transactions
+ * older than every one still running (as the feed does), so no event can later appear behind
+ * the checkpoint; once writers are locked out that filter is not needed.
+ */
+async function replayBatch(
+  trx: Transaction<Database>,
+  projection: InlineProjection,
+  schema: string,
+  after: Checkpoint,
+  options: { committedOnly: boolean; batchSize: number },
+): Promise<{ events: number; after: Checkpoint }> {
+  // `set local`: only this transaction writes to the copies.
+  await sql`set local search_path to ${sql.id(schema)}, public`.execute(trx);
+  let query = trx
+    .selectFrom('events')
+    .selectAll()
+    .where(
+      sql<boolean>`(transaction_id, position) > (${after.transactionId}::xid8, ${after.position}::bigint)`,
+    );
+  if (options.committedOnly) {
+    query = query.where(sql<boolean>`transaction_id < pg_snapshot_xmin(pg_current_snapshot())`);
+  }
+  const rows = await query.orderBy('transaction_id').orderBy('position').limit(options.batchSize).execute();
+  if (rows.length > 0) await projection.apply(trx, rows.map(toRecordedEvent));
+  await sql`set local search_path to public`.execute(trx);
+  const last = rows.at(-1);
+  return {
+    events: rows.length,
+    after: last ? { transactionId: last.transaction_id, position: last.position } : after,
+  };
+}
+
+/** Moves the live tables out and the copies in, keeping the live tables' grants. */
+async function swap(
+  trx: Transaction<Database>,
+  projection: InlineProjection,
+  beside: string,
+  retired: string,
+): Promise<void> {
+  await sql`create schema ${sql.id(retired)}`.execute(trx);
+  for (const table of projection.tables) {
+    const grants = await sql<{ grantee: string; privilege_type: string }>`
+      select grantee, privilege_type from information_schema.role_table_grants
+      where table_schema = 'public' and table_name = ${table} and grantee <> current_user`.execute(trx);
+    await sql`alter table public.${sql.table(table)} set schema ${sql.id(retired)}`.execute(trx);
+    await sql`alter table ${sql.id(beside, table)} set schema public`.execute(trx);
+    for (const grant of grants.rows) {
+      const grantee = grant.grantee === 'PUBLIC' ? sql.raw('public') : sql.id(grant.grantee);
+      await sql`grant ${sql.raw(privilege(grant.privilege_type))} on public.${sql.table(table)} to ${grantee}`.execute(
+        trx,
+      );
+    }
+  }
+}
+
+/** A privilege name from the catalogue, checked before it is spliced into GRANT. */
+function privilege(name: string): string {
+  const known = ['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER'];
+  if (!known.includes(name)) throw new Error(`unexpected privilege ${name}`);
+  return name;
 }
