@@ -457,4 +457,18 @@ describe('projections rebuild', () => {
     expect(after.serviceAccounts).toEqual(before.serviceAccounts);
     expect(after.tenants.find((r) => r.id === 'globex')!.name).toBe('left alone');
   });
+
+  it('projections status shows rows, checkpoint, lag and the last rebuild, as a table or JSON', async () => {
+    const rebuilt = await cli(['projections', 'rebuild', 'keys']);
+    expect(rebuilt.code).toBe(0);
+    const human = await cli(['projections', 'status']);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toMatch(/^PROJECTION\s+KIND\s+ROWS\s+CHECKPOINT\s+LAG\s+LAST REBUILD\n/);
+    expect(human.stdout).toMatch(/\nkeys\s+inline\s+\d+\s+\d+\s+0\s+\S+ \(through \d+\)/);
+    const json = await cli(['--json', 'projections', 'status']);
+    expect(json.code).toBe(0);
+    const parsed = JSON.parse(json.stdout) as { projections: { name: string; lag: number }[] };
+    expect(parsed.projections.map((p) => p.name)).toEqual(inlineProjections.map((p) => p.name));
+    expect(parsed.projections.every((p) => p.lag === 0)).toBe(true);
+  });
 });

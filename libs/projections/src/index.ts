@@ -1,3 +1,4 @@
 export * from './inline-projections';
 export * from './rebuild';
 export * from './find';
+export * from './status';

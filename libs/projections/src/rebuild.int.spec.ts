@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import { bearer, createTenant, startTestApi, type TestApi } from '../../../test/support/api';
 import { findProjection } from './find';
 import { rebuildProjection } from './rebuild';
+import { projectionStatus } from './status';
 
 /**
  * A rebuild while the API serves traffic: reads never see an empty or partial table, appends
@@ -126,4 +127,28 @@ it('two rebuilds of one projection at once both finish, one after the other', as
     rebuildProjection(api.database.db, projection),
   ]);
   expect(await rows('service_accounts')).toEqual(before);
+});
+
+it('reports each projection: rows, checkpoint at the head of the feed, no lag, the last rebuild', async () => {
+  const t = await createTenant(api, 'rebuild-status');
+  await createAccounts(bearer(t.admin), 2000, 2);
+  await rebuildProjection(api.database.db, findProjection('service-accounts'));
+  const head = await sql<{ p: string }>`select max(position)::text as p from events`.execute(api.database.db);
+  const status = await projectionStatus(api.database.db);
+  expect(status.map((s) => s.name)).toEqual(['tenants', 'service-accounts', 'keys', 'policies']);
+  const accounts = status.find((s) => s.name === 'service-accounts')!;
+  const counted = await api.database.db
+    .selectFrom('service_accounts')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .executeTakeFirstOrThrow();
+  expect(accounts).toEqual(
+    expect.objectContaining({
+      kind: 'inline',
+      tables: ['service_accounts'],
+      rows: Number(counted.n),
+      checkpoint: head.rows[0].p,
+      lag: 0,
+      lastRebuild: { at: expect.any(String), position: head.rows[0].p },
+    }),
+  );
 });

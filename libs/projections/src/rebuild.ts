@@ -108,6 +108,24 @@ async function finish(
     if (batch.events < batchSize) break;
   }
   await swap(trx, projection, beside, retired);
+  // Where the rebuild ended, for `projections status`; named apart from async projections'
+  // own checkpoints in the same table.
+  await trx
+    .insertInto('projection_checkpoints')
+    .values({
+      name: `rebuild:${projection.name}`,
+      transaction_id: after.transactionId,
+      position: after.position,
+      updated_at: sql<Date>`now()`,
+    })
+    .onConflict((oc) =>
+      oc.column('name').doUpdateSet({
+        transaction_id: sql`excluded.transaction_id`,
+        position: sql`excluded.position`,
+        updated_at: sql`excluded.updated_at`,
+      }),
+    )
+    .execute();
   return events;
 }
 

@@ -1,12 +1,13 @@
 import { Argument, type Command } from 'commander';
 import { loadConfig } from '@keyward/config';
 import { createDb } from '@keyward/db';
-import { inlineProjections, rebuildProjection } from '@keyward/projections';
+import { inlineProjections, projectionStatus, rebuildProjection } from '@keyward/projections';
 import { outputFor, table } from '../output';
 
 /**
- * `projections rebuild [name]`: replays every event through one inline projection (or all), each in
- * its own transaction, while the API keeps serving. PostgreSQL only.
+ * `projections rebuild [name]`: replays every event through one inline projection (or all) into
+ * tables beside the live ones, then swaps them in, while the API keeps serving. PostgreSQL only.
+ * `projections status`: each projection's rows, checkpoint, lag and last rebuild.
  */
 export function registerProjections(program: Command): void {
   const projections = program.command('projections').description('inline read models');
@@ -43,5 +44,32 @@ export function registerProjections(program: Command): void {
           results.map((r) => [r.projection, String(r.events), String(r.ms)]),
         ),
       );
+    });
+
+  projections
+    .command('status')
+    .description("each read model's rows, checkpoint, lag and last rebuild")
+    .action(async (_options: unknown, command: Command) => {
+      const out = outputFor(command);
+      const config = loadConfig();
+      const db = createDb(config.databaseUrl, { max: 1, applicationName: 'keyward-cli' });
+      try {
+        const status = await projectionStatus(db);
+        out.result({ projections: status }, () =>
+          table(
+            ['PROJECTION', 'KIND', 'ROWS', 'CHECKPOINT', 'LAG', 'LAST REBUILD'],
+            status.map((s) => [
+              s.name,
+              s.kind,
+              String(s.rows),
+              s.checkpoint ?? '-',
+              String(s.lag),
+              s.lastRebuild ? `${s.lastRebuild.at} (through ${s.lastRebuild.position})` : 'never',
+            ]),
+          ),
+        );
+      } finally {
+        await db.destroy();
+      }
     });
 }
