@@ -1,11 +1,13 @@
 import 'reflect-metadata';
 import { cleanup } from './support';
+import { replayBench } from './replay';
 import { verifyBench } from './verify';
 
 /** `npm run bench -- <name>`: runs one benchmark, then undoes what it set up. */
 
 const BENCHMARKS: Record<string, () => Promise<number>> = {
   verify: verifyBench,
+  replay: replayBench,
 };
 
 /** The whole benchmark, set-up and clean-up included, must finish within this. */

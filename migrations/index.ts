@@ -3,6 +3,7 @@ import * as m0001 from './0001_event_store';
 import * as m0002 from './0002_read_models';
 import * as m0003 from './0003_keys';
 import * as m0004 from './0004_usage';
+import * as m0005 from './0005_replay';
 
 /** Every migration, by name; names sort in the order they apply. */
 export const migrations: Record<string, Migration> = {
@@ -10,4 +11,5 @@ export const migrations: Record<string, Migration> = {
   '0002_read_models': m0002,
   '0003_keys': m0003,
   '0004_usage': m0004,
+  '0005_replay': m0005,
 };

@@ -7,6 +7,7 @@ import { AccountsModule } from '@keyward/accounts';
 import { PlatformModule, type PlatformOptions } from '@keyward/platform';
 import { TenantsModule } from '@keyward/tenants';
 import { AdminModule } from './admin/admin.module';
+import { ReplayApiModule } from './replay/replay-api.module';
 import { KeysApiModule } from './keys/keys-api.module';
 import { ServiceAccountsController } from './accounts/service-accounts.controller';
 import { AuthGuard } from './auth/auth.guard';
@@ -35,6 +36,7 @@ export class AppModule {
         AccountsModule,
         AdminModule,
         KeysApiModule,
+        ReplayApiModule,
       ],
       controllers: [HealthController, MetricsController, TenantsController, ServiceAccountsController],
       providers: [
