@@ -7,6 +7,7 @@ import { AccountsModule } from '@keyward/accounts';
 import { PlatformModule, type PlatformOptions } from '@keyward/platform';
 import { TenantsModule } from '@keyward/tenants';
 import { AdminModule } from './admin/admin.module';
+import { AuditApiModule } from './audit/audit-api.module';
 import { ReplayApiModule } from './replay/replay-api.module';
 import { KeysApiModule } from './keys/keys-api.module';
 import { ServiceAccountsController } from './accounts/service-accounts.controller';
@@ -36,6 +37,7 @@ export class AppModule {
         AccountsModule,
         AdminModule,
         KeysApiModule,
+        AuditApiModule,
         ReplayApiModule,
       ],
       controllers: [HealthController, MetricsController, TenantsController, ServiceAccountsController],

@@ -1,0 +1,92 @@
+import { Controller, Get, Inject, Query, Req, Res } from '@nestjs/common';
+import { ApiProduces, ApiTags } from '@nestjs/swagger';
+import type { Request, Response } from 'express';
+import { EventFeed, eventView, ndjsonLine, type FeedFilter } from '@keyward/audit';
+import { tenantOf, type CommandContext } from '@keyward/auth';
+import { Access } from '../auth/access.decorator';
+import { DEFAULT_PAGE_SIZE } from '../http/page.query';
+import { Ctx } from '../http/request-context';
+import { EventsQuery } from './audit.dto';
+
+const NDJSON = 'application/x-ndjson';
+
+/** Lines are gathered up to this many characters per write: one write per event costs more than the event. */
+const WRITE_CHUNK = 64 * 1024;
+
+/**
+ * Resolves when the response can take more or has closed, and leaves no listener behind: an export
+ * waits here thousands of times. A response already closed resolves at once: its 'close' event is
+ * gone, and waiting for it would hold the handler, and so the server's shutdown, forever.
+ */
+function drainedOrClosed(res: Response): Promise<void> {
+  return new Promise((resolve) => {
+    if (res.destroyed || res.closed) {
+      resolve();
+      return;
+    }
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
+/** API.md "History and replay": the tenant's events in commit order, a page at a time or all as NDJSON. */
+@ApiTags('audit')
+@Controller('v1/events')
+export class EventsController {
+  constructor(@Inject(EventFeed) private readonly feed: EventFeed) {}
+
+  @Get()
+  @Access({ permission: 'audit' })
+  @ApiProduces('application/json', NDJSON)
+  async events(
+    @Ctx() ctx: CommandContext,
+    @Query() query: EventsQuery,
+    @Req() req: Request,
+    @Res() res: Response,
+  ): Promise<void> {
+    const tenantId = tenantOf(ctx.caller);
+    const filter: FeedFilter = { types: query.type?.split(','), correlationId: query.correlationId };
+    const from = await this.feed.start(tenantId, {
+      cursor: query.cursor,
+      after: query.after === undefined ? undefined : BigInt(query.after),
+    });
+    if (req.accepts(['application/json', NDJSON]) !== NDJSON) {
+      const page = await this.feed.page(tenantId, from, filter, query.limit ?? DEFAULT_PAGE_SIZE);
+      res.status(200).json({ items: page.items.map(eventView), nextCursor: page.nextCursor });
+      return;
+    }
+
+    // The export is every matching event, not a page: `limit` does not apply.
+    const events = this.feed.stream(tenantId, from, filter);
+    // Read the first event before answering: a database that is down still gets a proper 503.
+    let next = await events.next();
+    res.status(200).setHeader('Content-Type', `${NDJSON}; charset=utf-8`);
+    res.setHeader('Cache-Control', 'no-store');
+    const write = async (chunk: string) => {
+      if (res.write(chunk)) return;
+      // Wait for the client to take more; a client that went away ends the export here.
+      await drainedOrClosed(res);
+      if (res.destroyed) throw new Error('the client closed the connection');
+    };
+    try {
+      let chunk = '';
+      for (; !next.done; next = await events.next()) {
+        chunk += ndjsonLine(next.value);
+        if (chunk.length >= WRITE_CHUNK) {
+          await write(chunk);
+          chunk = '';
+        }
+      }
+      res.end(chunk);
+    } catch (error) {
+      // Headers are gone: cut the body short, so the client sees a broken transfer, not a short export.
+      await events.return(undefined);
+      res.destroy(error as Error);
+    }
+  }
+}
