@@ -1,11 +1,5 @@
 import type { Db } from '@keyward/db';
-import {
-  GENESIS_HASH,
-  eventHash,
-  toRecordedEvent,
-  type ChainCheck,
-  type ChainLink,
-} from '@keyward/event-store';
+import { ChainWalk, toRecordedEvent, type ChainCheck } from '@keyward/event-store';
 import { positionView } from './event-view';
 
 /** API.md's integrity answer: positions as numbers, like every other position the API shows. */
@@ -25,48 +19,6 @@ export function integrityView(check: ChainCheck): IntegrityView {
 
 /** Events per query of the walk. */
 const CHAIN_BATCH = 1_000;
-
-/**
- * checkChain's rules applied one link at a time, for a chain read a batch at a time: checkChain
- * takes the whole chain as one iterable, which would mean every event in memory at
- * once. integrity.unit.spec.ts holds the two to the same answers.
- */
-export class ChainWalk {
-  private prevHash = GENESIS_HASH;
-  private expectedSeq = 1n;
-  private checked = 0;
-  private lastPosition: bigint | null = null;
-  private brokenAt: bigint | null = null;
-
-  /** Checks the next link; false once the chain is broken, after which links are not looked at. */
-  add(link: ChainLink): boolean {
-    if (this.brokenAt !== null) return false;
-    this.checked += 1;
-    const intact =
-      link.chainSeq === this.expectedSeq &&
-      link.prevHash === this.prevHash &&
-      eventHash(link.event, link.chainSeq, link.prevHash) === link.hash;
-    if (!intact) {
-      this.brokenAt = link.position;
-      return false;
-    }
-    this.prevHash = link.hash;
-    this.expectedSeq += 1n;
-    this.lastPosition = link.position;
-    return true;
-  }
-
-  /** The verdict once every link was added; `head` (the chain head row) catches lost newest events. */
-  result(head: { seq: bigint; hash: string } | null): ChainCheck {
-    if (this.brokenAt !== null) return { ok: false, checked: this.checked, brokenAt: this.brokenAt };
-    const headSeq = head?.seq ?? 0n;
-    const headHash = head?.hash ?? GENESIS_HASH;
-    if (headSeq !== this.expectedSeq - 1n || headHash !== this.prevHash) {
-      return { ok: false, checked: this.checked, brokenAt: this.lastPosition };
-    }
-    return { ok: true, checked: this.checked, brokenAt: null };
-  }
-}
 
 /**
  * Checks one tenant's hash chain as stored, a batch of events at a time, so memory stays flat

@@ -42,6 +42,47 @@ export interface ChainCheck {
 }
 
 /**
+ * The chain's rules one link at a time, so a chain read a batch at a time (the integrity check)
+ * is checked by the same code as a chain held whole (checkChain).
+ */
+export class ChainWalk {
+  private prevHash = GENESIS_HASH;
+  private expectedSeq = 1n;
+  private checked = 0;
+  private lastPosition: bigint | null = null;
+  private brokenAt: bigint | null = null;
+
+  /** Checks the next link; false once the chain is broken, after which links are not looked at. */
+  add(link: ChainLink): boolean {
+    if (this.brokenAt !== null) return false;
+    this.checked += 1;
+    const intact =
+      link.chainSeq === this.expectedSeq &&
+      link.prevHash === this.prevHash &&
+      eventHash(link.event, link.chainSeq, link.prevHash) === link.hash;
+    if (!intact) {
+      this.brokenAt = link.position;
+      return false;
+    }
+    this.prevHash = link.hash;
+    this.expectedSeq += 1n;
+    this.lastPosition = link.position;
+    return true;
+  }
+
+  /** The verdict once every link was added; `head` (the chain head row) catches lost newest events. */
+  result(head: { seq: bigint; hash: string } | null): ChainCheck {
+    if (this.brokenAt !== null) return { ok: false, checked: this.checked, brokenAt: this.brokenAt };
+    const headSeq = head?.seq ?? 0n;
+    const headHash = head?.hash ?? GENESIS_HASH;
+    if (headSeq !== this.expectedSeq - 1n || headHash !== this.prevHash) {
+      return { ok: false, checked: this.checked, brokenAt: this.lastPosition };
+    }
+    return { ok: true, checked: this.checked, brokenAt: null };
+  }
+}
+
+/**
  * Walks one tenant's chain in chain order. `head` is the chain head row, which catches a
  * deletion of the newest events.
  */
@@ -49,25 +90,7 @@ export function checkChain(
   links: Iterable<ChainLink>,
   head: { seq: bigint; hash: string } | null,
 ): ChainCheck {
-  let prevHash = GENESIS_HASH;
-  let expectedSeq = 1n;
-  let checked = 0;
-  let last: ChainLink | undefined;
-  for (const link of links) {
-    checked += 1;
-    const intact =
-      link.chainSeq === expectedSeq &&
-      link.prevHash === prevHash &&
-      eventHash(link.event, link.chainSeq, link.prevHash) === link.hash;
-    if (!intact) return { ok: false, checked, brokenAt: link.position };
-    prevHash = link.hash;
-    expectedSeq += 1n;
-    last = link;
-  }
-  const headSeq = head?.seq ?? 0n;
-  const headHash = head?.hash ?? GENESIS_HASH;
-  if (headSeq !== expectedSeq - 1n || headHash !== prevHash) {
-    return { ok: false, checked, brokenAt: last?.position ?? null };
-  }
-  return { ok: true, checked, brokenAt: null };
+  const walk = new ChainWalk();
+  for (const link of links) if (!walk.add(link)) break;
+  return walk.result(head);
 }
