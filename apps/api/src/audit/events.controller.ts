@@ -6,33 +6,13 @@ import { tenantOf, type CommandContext } from '@keyward/auth';
 import { Access } from '../auth/access.decorator';
 import { DEFAULT_PAGE_SIZE } from '../http/page.query';
 import { Ctx } from '../http/request-context';
+import { writeStreamed } from '../http/streaming';
 import { EventsQuery } from './audit.dto';
 
 const NDJSON = 'application/x-ndjson';
 
 /** Lines are gathered up to this many characters per write: one write per event costs more than the event. */
 const WRITE_CHUNK = 64 * 1024;
-
-/**
- * Resolves when the response can take more or has closed, and leaves no listener behind: an export
- * waits here thousands of times. A response already closed resolves at once: its 'close' event is
- * gone, and waiting for it would hold the handler, and so the server's shutdown, forever.
- */
-function drainedOrClosed(res: Response): Promise<void> {
-  return new Promise((resolve) => {
-    if (res.destroyed || res.closed) {
-      resolve();
-      return;
-    }
-    const done = () => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-  });
-}
 
 /** API.md "History and replay": the tenant's events in commit order, a page at a time or all as NDJSON. */
 @ApiTags('audit')
@@ -67,18 +47,12 @@ export class EventsController {
     let next = await events.next();
     res.status(200).setHeader('Content-Type', `${NDJSON}; charset=utf-8`);
     res.setHeader('Cache-Control', 'no-store');
-    const write = async (chunk: string) => {
-      if (res.write(chunk)) return;
-      // Wait for the client to take more; a client that went away ends the export here.
-      await drainedOrClosed(res);
-      if (res.destroyed) throw new Error('the client closed the connection');
-    };
     try {
       let chunk = '';
       for (; !next.done; next = await events.next()) {
         chunk += ndjsonLine(next.value);
         if (chunk.length >= WRITE_CHUNK) {
-          await write(chunk);
+          await writeStreamed(res, chunk);
           chunk = '';
         }
       }

@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import { Controller, Get, Inject, Req, Res } from '@nestjs/common';
 import { ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
@@ -8,6 +7,7 @@ import { DB, type Db } from '@keyward/db';
 import { CSV_HEADER, credentialReport, csvLine } from '@keyward/keys';
 import { Access } from '../auth/access.decorator';
 import { Ctx } from '../http/request-context';
+import { writeStreamed } from '../http/streaming';
 
 /** API.md "Reports": one row per live key, as JSON or CSV, streamed as the rows come. */
 @ApiTags('reports')
@@ -29,12 +29,7 @@ export class ReportsController {
     res.status(200).type(csv ? 'text/csv; charset=utf-8' : 'application/json; charset=utf-8');
     res.setHeader('Cache-Control', 'no-store');
     if (csv) res.setHeader('Content-Disposition', 'attachment; filename="credentials.csv"');
-    const write = async (chunk: string) => {
-      if (res.write(chunk)) return;
-      // Wait for the client to take more; a client that went away ends the report here.
-      await Promise.race([once(res, 'drain'), once(res, 'close')]);
-      if (res.destroyed) throw new Error('the client closed the connection');
-    };
+    const write = (chunk: string) => writeStreamed(res, chunk);
     try {
       await write(csv ? CSV_HEADER : '{"items":[');
       for (let first = true; !next.done; first = false, next = await rows.next()) {
