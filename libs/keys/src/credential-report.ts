@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Db } from '@keyward/db';
 import { keyIsLive } from './key.reader';
 import { keyStatusAt, type KeyStatus } from './key';
@@ -22,16 +23,37 @@ export interface CredentialReportRow {
 
 const DAY_MS = 24 * 3600 * 1000;
 
+/** Rows per query of the report. */
+const BATCH = 500;
+
 /**
- * Every live key of the tenant, streamed from a database cursor in batches, so ten thousand keys
- * never sit in memory at once.
+ * Every live key of the tenant, read in keyset batches (by account name, creation, id), so ten
+ * thousand keys never sit in memory at once. Batches rather than a database cursor: a cursor
+ * would hold a pooled connection for as long as a slow client takes to download, and pg-cursor
+ * never settles its close after a lost connection.
  */
 export async function* credentialReport(
   db: Db,
   tenantId: string,
   now: Date,
 ): AsyncGenerator<CredentialReportRow> {
-  const rows = db
+  let after: { name: string; createdAt: Date; id: string } | null = null;
+  for (;;) {
+    const rows = await reportBatch(db, tenantId, now, after);
+    for (const row of rows) yield reportRow(row, now);
+    const last = rows.at(-1);
+    if (!last || rows.length < BATCH) return;
+    after = { name: last.account_name, createdAt: last.created_at, id: last.id };
+  }
+}
+
+function reportBatch(
+  db: Db,
+  tenantId: string,
+  now: Date,
+  after: { name: string; createdAt: Date; id: string } | null,
+) {
+  return db
     .selectFrom('keys')
     .innerJoin('service_accounts as a', 'a.id', 'keys.service_account_id')
     .leftJoin('key_usage as u', 'u.key_id', 'keys.id')
@@ -55,37 +77,46 @@ export async function* credentialReport(
     .where('keys.tenant_id', '=', tenantId)
     .where('a.status', '<>', 'deleted')
     .where((eb) => keyIsLive(eb, now))
+    .$if(after !== null, (q) =>
+      q.where(
+        sql<boolean>`(a.name, keys.created_at, keys.id) > (${after!.name}, ${after!.createdAt}, ${after!.id})`,
+      ),
+    )
     .orderBy('a.name')
     .orderBy('keys.created_at')
     .orderBy('keys.id')
-    .stream(500);
-  for await (const row of rows) {
-    const policy = row.rotation_policy;
-    const expiresAt = row.expires_at.toISOString();
-    const graceEndsAt = row.grace_ends_at?.toISOString() ?? null;
-    yield {
-      serviceAccountId: row.account_id,
-      serviceAccount: row.account_name,
-      environment: row.environment,
-      businessOwner: row.business_owner,
-      technicalOwner: row.technical_owner,
-      keyId: row.id,
-      prefix: row.prefix,
-      scopes: row.scopes,
-      createdAt: row.created_at.toISOString(),
-      lastUsedAt: row.last_used_at?.toISOString() ?? null,
-      expiresAt,
-      rotationDueAt: policy
-        ? new Date(
-            row.created_at.getTime() + (policy.maxKeyAgeDays - policy.notifyBeforeDays) * DAY_MS,
-          ).toISOString()
-        : null,
-      status: keyStatusAt(
-        { revokedAt: row.revoked_at, expiredAt: row.expired_at, expiresAt, graceEndsAt },
-        now,
-      ),
-    };
-  }
+    .limit(BATCH)
+    .execute();
+}
+
+type ReportBatchRow = Awaited<ReturnType<typeof reportBatch>>[number];
+
+function reportRow(row: ReportBatchRow, now: Date): CredentialReportRow {
+  const policy = row.rotation_policy;
+  const expiresAt = row.expires_at.toISOString();
+  const graceEndsAt = row.grace_ends_at?.toISOString() ?? null;
+  return {
+    serviceAccountId: row.account_id,
+    serviceAccount: row.account_name,
+    environment: row.environment,
+    businessOwner: row.business_owner,
+    technicalOwner: row.technical_owner,
+    keyId: row.id,
+    prefix: row.prefix,
+    scopes: row.scopes,
+    createdAt: row.created_at.toISOString(),
+    lastUsedAt: row.last_used_at?.toISOString() ?? null,
+    expiresAt,
+    rotationDueAt: policy
+      ? new Date(
+          row.created_at.getTime() + (policy.maxKeyAgeDays - policy.notifyBeforeDays) * DAY_MS,
+        ).toISOString()
+      : null,
+    status: keyStatusAt(
+      { revokedAt: row.revoked_at, expiredAt: row.expired_at, expiresAt, graceEndsAt },
+      now,
+    ),
+  };
 }
 
 export const CREDENTIAL_REPORT_COLUMNS: readonly (keyof CredentialReportRow)[] = [
