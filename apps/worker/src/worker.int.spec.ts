@@ -14,7 +14,7 @@ const logger = pino({ level: 'silent' });
 
 beforeAll(async () => {
   api = await startTestApi();
-  worker = await startWorker({ ...api.config, usageFlushIntervalMs: 1_000 }, logger);
+  worker = await startWorker({ ...api.config, usageFlushCron: '* * * * * *' }, logger);
   // QueueEvents blocks on a copy of the connection it is given; the original is ours to close.
   eventsConnection = workerConnection(api.config.redisUrl);
   events = new QueueEvents(QUEUES.projections, {

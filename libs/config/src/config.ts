@@ -14,8 +14,10 @@ export interface KeywardConfig {
   redisPrefix: string;
   /** How long a verify instance trusts a cached key without hearing of a change; 0 turns the cache off. */
   keyCacheTtlMs: number;
-  /** How often the worker moves usage counts from Redis to PostgreSQL. */
-  usageFlushIntervalMs: number;
+  /** Cron pattern (seconds field allowed) of the worker's move of usage counts to PostgreSQL. */
+  usageFlushCron: string;
+  /** Cron pattern of the set-based sweeps: expiry, rotation and unused keys. */
+  sweepCron: string;
 }
 
 export class ConfigError extends Error {
@@ -64,12 +66,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): KeywardConfig 
   }
 
   const keyCacheTtlMs = wholeNumber(env, 'KEYWARD_KEY_CACHE_TTL_MS', 2_000, [0, 60_000]);
-  const usageFlushIntervalMs = wholeNumber(
-    env,
-    'KEYWARD_USAGE_FLUSH_INTERVAL_MS',
-    10_000,
-    [1_000, 3_600_000],
-  );
+  const usageFlushCron = cronPattern(env, 'KEYWARD_USAGE_FLUSH_CRON', '*/5 * * * * *');
+  const sweepCron = cronPattern(env, 'KEYWARD_SWEEP_CRON', '* * * * *');
 
   return {
     nodeEnv,
@@ -81,7 +79,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): KeywardConfig 
     logLevel,
     redisPrefix,
     keyCacheTtlMs,
-    usageFlushIntervalMs,
+    usageFlushCron,
+    sweepCron,
   };
 }
 
@@ -110,6 +109,20 @@ function wholeNumber(
     throw new ConfigError(variable, `must be a whole number from ${min} to ${max}, got "${text}"`);
   }
   return value;
+}
+
+/**
+ * A cron pattern of 5 fields, or 6 with seconds first, as BullMQ's job schedulers take them. The
+ * form is checked here so a typo stops start-up naming the variable; BullMQ parses the values.
+ */
+function cronPattern(env: NodeJS.ProcessEnv, variable: string, fallback: string): string {
+  const text = env[variable];
+  if (text === undefined || text === '') return fallback;
+  const fields = text.trim().split(/\s+/);
+  if (fields.length < 5 || fields.length > 6 || !fields.every((f) => /^[0-9A-Za-z*/,?#LW-]+$/.test(f))) {
+    throw new ConfigError(variable, `must be a cron pattern of 5 fields (6 with seconds), got "${text}"`);
+  }
+  return fields.join(' ');
 }
 
 function checkUrl(variable: string, value: string, protocols: string[]): void {

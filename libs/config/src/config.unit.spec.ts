@@ -24,7 +24,8 @@ describe('loadConfig', () => {
       logLevel: 'info',
       redisPrefix: 'kw',
       keyCacheTtlMs: 2_000,
-      usageFlushIntervalMs: 10_000,
+      usageFlushCron: '*/5 * * * * *',
+      sweepCron: '* * * * *',
     });
   });
 
@@ -39,7 +40,8 @@ describe('loadConfig', () => {
         LOG_LEVEL: 'warn',
         KEYWARD_REDIS_PREFIX: 'kw-prod_1',
         KEYWARD_KEY_CACHE_TTL_MS: '0',
-        KEYWARD_USAGE_FLUSH_INTERVAL_MS: '60000',
+        KEYWARD_USAGE_FLUSH_CRON: '*/30 * * * * *',
+        KEYWARD_SWEEP_CRON: '*/5  * * * *',
       }),
     ).toEqual({
       nodeEnv: 'production',
@@ -51,7 +53,8 @@ describe('loadConfig', () => {
       logLevel: 'warn',
       redisPrefix: 'kw-prod_1',
       keyCacheTtlMs: 0,
-      usageFlushIntervalMs: 60_000,
+      usageFlushCron: '*/30 * * * * *',
+      sweepCron: '*/5 * * * *',
     });
   });
 
@@ -93,8 +96,10 @@ describe('loadConfig', () => {
     ['KEYWARD_KEY_CACHE_TTL_MS', { KEYWARD_KEY_CACHE_TTL_MS: '60001' }],
     ['KEYWARD_KEY_CACHE_TTL_MS', { KEYWARD_KEY_CACHE_TTL_MS: '1.5' }],
     ['KEYWARD_KEY_CACHE_TTL_MS', { KEYWARD_KEY_CACHE_TTL_MS: '-1' }],
-    ['KEYWARD_USAGE_FLUSH_INTERVAL_MS', { KEYWARD_USAGE_FLUSH_INTERVAL_MS: '999' }],
-    ['KEYWARD_USAGE_FLUSH_INTERVAL_MS', { KEYWARD_USAGE_FLUSH_INTERVAL_MS: '1h' }],
+    ['KEYWARD_USAGE_FLUSH_CRON', { KEYWARD_USAGE_FLUSH_CRON: 'every 5s' }],
+    ['KEYWARD_USAGE_FLUSH_CRON', { KEYWARD_USAGE_FLUSH_CRON: '* * * *' }],
+    ['KEYWARD_SWEEP_CRON', { KEYWARD_SWEEP_CRON: '* * * * * * *' }],
+    ['KEYWARD_SWEEP_CRON', { KEYWARD_SWEEP_CRON: '* * * * ; rm' }],
   ])('throws ConfigError naming %s for %j', (variable, env) => {
     const error = configError(env);
     expect(error.variable).toBe(variable);

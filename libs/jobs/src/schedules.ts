@@ -3,15 +3,13 @@ import { DEFAULT_JOB_OPTIONS, JOB, QUEUES } from './queues';
 
 /** What the schedules depend on; from the config. */
 export interface ScheduleSettings {
-  usageFlushIntervalMs: number;
+  usageFlushCron: string;
 }
 
 /**
  * Every scheduled job, declared from this one place. `upsertJobScheduler` makes declaring
  * idempotent: each worker process declares at start, and each run still happens once.
- *
- * The usage flush runs on an interval (`every`) rather than a cron pattern: it only needs to run
- * often, at any phase, and its interval is configured in milliseconds.
+ * Patterns come from the config (KEYWARD_*_CRON).
  */
 export async function declareSchedules(
   connection: ConnectionOptions,
@@ -22,7 +20,7 @@ export async function declareSchedules(
   try {
     await usage.upsertJobScheduler(
       'usage-flush',
-      { every: settings.usageFlushIntervalMs },
+      { pattern: settings.usageFlushCron },
       { name: JOB.flushUsage, data: {}, opts: { ...DEFAULT_JOB_OPTIONS, removeOnComplete: { count: 100 } } },
     );
   } finally {
