@@ -701,3 +701,62 @@ describe('chain heads', () => {
     }
   });
 });
+
+describe('an append to many existing streams (the set-based claim)', () => {
+  const store = () => new EventStore(t.db, [], systemClock);
+
+  async function seed(prefix: string, n: number): Promise<string[]> {
+    const ids = Array.from({ length: n }, (_, i) => `${prefix}-${String(i).padStart(3, '0')}`);
+    for (const id of ids) await store().append([streamAppend(id, 0, marked(1, { seed: true }))], meta());
+    return ids;
+  }
+
+  it('claims every stream at its expected version in one go and numbers each event after it', async () => {
+    const ids = await seed('batch-ok', 50);
+    const recorded = await store().append(
+      ids.map((id) => streamAppend(id, 1, marked(2, { swept: true }))),
+      meta(),
+    );
+    expect(recorded).toHaveLength(100);
+    expect(recorded.filter((e) => e.streamId === ids[7]).map((e) => e.streamVersion)).toEqual([2, 3]);
+    const versions = await t.db
+      .selectFrom('streams')
+      .select(['stream_id', 'version'])
+      .where('stream_id', 'in', ids)
+      .execute();
+    expect(versions.every((v) => Number(v.version) === 3)).toBe(true);
+  });
+
+  it('appends nothing when one stream moved on, and names it', async () => {
+    const ids = await seed('batch-stale', 10);
+    await store().append([streamAppend(ids[4], 1, marked(1, { moved: true }))], meta());
+    const before = await t.db
+      .selectFrom('events')
+      .select(sql<string>`count(*)`.as('n'))
+      .executeTakeFirstOrThrow();
+    const attempt = store().append(
+      ids.map((id) => streamAppend(id, 1, marked(1, { swept: true }))),
+      meta(),
+    );
+    await expect(attempt).rejects.toBeInstanceOf(StreamVersionConflict);
+    await expect(attempt).rejects.toMatchObject({ streamId: ids[4] });
+    const after = await t.db
+      .selectFrom('events')
+      .select(sql<string>`count(*)`.as('n'))
+      .executeTakeFirstOrThrow();
+    expect(after.n).toBe(before.n);
+  });
+
+  it('two sweeps over overlapping streams never deadlock: one wins, the other conflicts', async () => {
+    const ids = await seed('batch-race', 40);
+    const forward = ids.map((id) => streamAppend(id, 1, marked(1, { by: 'a' })));
+    const backward = [...ids].reverse().map((id) => streamAppend(id, 1, marked(1, { by: 'b' })));
+    const results = await Promise.allSettled([
+      store().append(forward, meta()),
+      store().append(backward, meta()),
+    ]);
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+    expect(failed.reason).toBeInstanceOf(StreamVersionConflict);
+  });
+});
