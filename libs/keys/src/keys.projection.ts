@@ -5,32 +5,39 @@ import { evolveKey, type Key, type KeyFact } from './key';
 import { KEY_STREAM, isKeyEvent } from './key.events';
 import { POLICY_STREAM, evolvePolicy, type PolicyEvent } from './policy';
 
+/** Rows per upsert statement: 22 columns each, well under PostgreSQL's 65,535 parameters. */
+const UPSERT_CHUNK = 1_000;
+
 /** The `keys` read model, folded with the aggregate's own `evolveKey` (last use is usage's: key_usage). */
 export const keysProjection: InlineProjection = {
   name: 'keys',
   tables: ['keys'],
   async apply(trx: Transaction<Database>, events: readonly PendingEvent[]): Promise<void> {
-    const states = new Map<string, Key | null>();
-    for (const event of events) {
-      if (event.streamType !== KEY_STREAM || !isKeyEvent(event)) continue;
-      if (!states.has(event.streamId)) {
-        const row = await trx
-          .selectFrom('keys')
-          .selectAll()
-          .where('id', '=', event.streamId)
-          .executeTakeFirst();
-        states.set(event.streamId, row ? keyFromRow(row) : null);
-      }
+    const keyEvents = events.filter((e) => e.streamType === KEY_STREAM && isKeyEvent(e));
+    if (keyEvents.length === 0) return;
+    // One read of every key touched and one upsert of them all: a sweep expiring a thousand keys
+    // in one append costs two statements here, not two thousand.
+    const ids = [...new Set(keyEvents.map((e) => e.streamId))];
+    const rows = await trx.selectFrom('keys').selectAll().where('id', 'in', ids).execute();
+    const states = new Map<string, Key | null>(ids.map((id) => [id, null]));
+    for (const row of rows) states.set(row.id, keyFromRow(row));
+    for (const event of keyEvents) {
       const fact = { type: event.type, data: event.data, occurredAt: event.occurredAt } as KeyFact;
       states.set(event.streamId, evolveKey(states.get(event.streamId)!, fact));
     }
-    for (const state of states.values()) {
-      if (!state) continue;
-      const row = keyRow(state);
+    const values = [...states.values()].filter((k): k is Key => k !== null).map(keyRow);
+    for (let i = 0; i < values.length; i += UPSERT_CHUNK) {
       await trx
         .insertInto('keys')
-        .values(row)
-        .onConflict((oc) => oc.column('id').doUpdateSet(row))
+        .values(values.slice(i, i + UPSERT_CHUNK))
+        .onConflict((oc) =>
+          oc.column('id').doUpdateSet((eb) => {
+            const set: Record<string, unknown> = {};
+            for (const column of Object.keys(values[0]))
+              set[column] = eb.ref(`excluded.${column}` as 'excluded.id');
+            return set as never;
+          }),
+        )
         .execute();
     }
   },

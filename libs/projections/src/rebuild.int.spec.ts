@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { bearer, createTenant, startTestApi, type TestApi } from '../../../test/support/api';
 import { findProjection } from './find';
+import { inlineProjections } from './inline-projections';
 import { rebuildProjection } from './rebuild';
 import { projectionStatus } from './status';
 
@@ -135,7 +136,7 @@ it('reports each projection: rows, checkpoint at the head of the feed, no lag, t
   await rebuildProjection(api.database.db, findProjection('service-accounts'));
   const head = await sql<{ p: string }>`select max(position)::text as p from events`.execute(api.database.db);
   const status = await projectionStatus(api.database.db);
-  expect(status.map((s) => s.name)).toEqual(['tenants', 'service-accounts', 'keys', 'policies']);
+  expect(status.map((s) => s.name)).toEqual(inlineProjections.map((p) => p.name));
   const accounts = status.find((s) => s.name === 'service-accounts')!;
   const counted = await api.database.db
     .selectFrom('service_accounts')
