@@ -1,13 +1,20 @@
 import { Command } from 'commander';
+import { registerExport } from './commands/export';
+import { registerHistory } from './commands/history';
+import { registerIdentify } from './commands/identify';
+import { registerIntegrity } from './commands/integrity';
 import { registerMigrate } from './commands/migrate';
 import { registerOperators } from './commands/operators';
 import { registerProjections } from './commands/projections';
+import { registerReplay } from './commands/replay';
 import { registerTenants } from './commands/tenants';
 import { reportError } from './errors';
 
 export function buildProgram(): Command {
   const program = new Command('keyward')
-    .description('Keyward operations: database migrations, tenants, operators and read-model rebuilds')
+    .description(
+      'Keyward operations: database migrations, tenants, operators, read-model rebuilds, and history for incident response',
+    )
     .option('--json', 'print machine-readable JSON instead of text')
     .showHelpAfterError('(run with --help for usage)')
     // Subcommands created with .command() inherit this: usage errors come back to run() as exit code 2.
@@ -16,6 +23,11 @@ export function buildProgram(): Command {
   registerTenants(program);
   registerOperators(program);
   registerProjections(program);
+  registerHistory(program);
+  registerReplay(program);
+  registerExport(program);
+  registerIntegrity(program);
+  registerIdentify(program);
   return program;
 }
 

@@ -1,6 +1,37 @@
 import type { StreamEvent } from './stream-event';
 
 /**
+ * A calendar date (midnight UTC) or a date and time with its zone. A time without a zone would be
+ * read in the server's own zone, so it is refused rather than guessed.
+ */
+const INSTANT =
+  /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:Z|[+-](\d{2}):(\d{2})))?$/;
+
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/** True for an instant of INSTANT's form that names a real day and time (no 30 February, no 24:00). */
+export function isInstant(value: unknown): value is string {
+  const match = typeof value === 'string' ? INSTANT.exec(value) : null;
+  if (!match) return false;
+  const [year, month, day, hour, minute, second, offsetHours, offsetMinutes] = match
+    .slice(1)
+    .map((part) => Number(part ?? 0));
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  const days = month === 2 && leap ? 29 : DAYS_IN_MONTH[month - 1];
+  return (
+    days !== undefined &&
+    day >= 1 &&
+    day <= days &&
+    hour < 24 &&
+    minute < 60 &&
+    second < 60 &&
+    offsetHours < 24 &&
+    offsetMinutes < 60 &&
+    Number.isFinite(Date.parse(match[0]))
+  );
+}
+
+/**
  * The moment a replay answers for. A time after now is read as now: no event after now exists, so
  * a later state could differ from now's only by keys expiring on schedule, and that would be a
  * forecast, not history. The answer names the time it stands for, so the caller sees the change.

@@ -3,6 +3,7 @@ import { loadConfig } from '@keyward/config';
 import { createDb } from '@keyward/db';
 import { inlineProjections, projectionStatus, rebuildProjection } from '@keyward/projections';
 import { outputFor, table } from '../output';
+import { Progress } from '../progress';
 
 /**
  * `projections rebuild [name]`: replays every event through one inline projection (or all) into
@@ -30,9 +31,11 @@ export function registerProjections(program: Command): void {
         for (const projection of selected) {
           out.note(`rebuilding ${projection.name} (${projection.tables.join(', ')})`);
           const started = Date.now();
-          const result = await rebuildProjection(db, projection, (events) =>
-            out.note(`  ${projection.name}: ${events} events replayed`),
-          );
+          // A line per 10,000 events (or one line redrawn at a terminal) with the rate: a rebuild
+          // of millions of events would otherwise print a line per batch of a thousand.
+          const progress = new Progress(`  ${projection.name}`, 'events replayed');
+          const result = await rebuildProjection(db, projection, (events) => progress.update(events));
+          progress.done(result.events);
           results.push({ ...result, ms: Date.now() - started });
         }
       } finally {

@@ -1,4 +1,4 @@
-import { isInstant } from './replay.dto';
+import { isInstant } from './as-of';
 
 describe('isInstant (asOf)', () => {
   it.each([
