@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { cleanup } from './support';
 import { replayBench } from './replay';
+import { sweepBench } from './sweep';
 import { verifyBench } from './verify';
 
 /** `npm run bench -- <name>`: runs one benchmark, then undoes what it set up. */
@@ -8,6 +9,7 @@ import { verifyBench } from './verify';
 const BENCHMARKS: Record<string, () => Promise<number>> = {
   verify: verifyBench,
   replay: replayBench,
+  sweep: sweepBench,
 };
 
 /** The whole benchmark, set-up and clean-up included, must finish within this. */

@@ -96,6 +96,7 @@ export async function verifyBench(): Promise<number> {
     DATABASE_URL: databaseUrl,
     NODE_ENV: 'production',
     KEYWARD_BOOTSTRAP_TOKEN: bootstrapToken,
+    KEYWARD_ENCRYPTION_KEY: randomBase62(40),
     LOG_LEVEL: 'warn',
     KEYWARD_REDIS_PREFIX: REDIS_PREFIX,
   };

@@ -4,6 +4,8 @@ import * as m0002 from './0002_read_models';
 import * as m0003 from './0003_keys';
 import * as m0004 from './0004_usage';
 import * as m0005 from './0005_replay';
+import * as m0006 from './0006_signals';
+import * as m0007 from './0007_webhooks';
 
 /** Every migration, by name; names sort in the order they apply. */
 export const migrations: Record<string, Migration> = {
@@ -12,4 +14,6 @@ export const migrations: Record<string, Migration> = {
   '0003_keys': m0003,
   '0004_usage': m0004,
   '0005_replay': m0005,
+  '0006_signals': m0006,
+  '0007_webhooks': m0007,
 };

@@ -9,6 +9,8 @@ import { TenantsModule } from '@keyward/tenants';
 import { AdminModule } from './admin/admin.module';
 import { AuditApiModule } from './audit/audit-api.module';
 import { ReplayApiModule } from './replay/replay-api.module';
+import { SignalsApiModule } from './signals/signals-api.module';
+import { WebhooksApiModule } from './webhooks/webhooks-api.module';
 import { KeysApiModule } from './keys/keys-api.module';
 import { ServiceAccountsController } from './accounts/service-accounts.controller';
 import { AuthGuard } from './auth/auth.guard';
@@ -39,6 +41,8 @@ export class AppModule {
         KeysApiModule,
         AuditApiModule,
         ReplayApiModule,
+        SignalsApiModule,
+        WebhooksApiModule,
       ],
       controllers: [HealthController, MetricsController, TenantsController, ServiceAccountsController],
       providers: [

@@ -2,12 +2,17 @@ import { Worker, type Processor } from 'bullmq';
 import type Redis from 'ioredis';
 import type { Logger } from 'pino';
 import type { KeywardConfig } from '@keyward/config';
+import { systemClock, type Clock } from '@keyward/core';
 import { createDb, type Db } from '@keyward/db';
+import { EventStore } from '@keyward/event-store';
 import { QUEUES, declareSchedules } from '@keyward/jobs';
+import { inlineProjections } from '@keyward/projections';
 import { closeRedis, createRedis, workerConnection } from '@keyward/redis';
 import { UsageCounters } from '@keyward/usage';
 import { projectionsProcessor } from './processors/projections.processor';
 import { usageProcessor } from './processors/usage.processor';
+import { sweepsProcessor } from './processors/sweeps.processor';
+import { webhooksProcessor } from './processors/webhooks.processor';
 
 export interface KeywardWorker {
   workers: Worker[];
@@ -35,8 +40,15 @@ export async function checkEvictionPolicy(redis: Redis, logger: Logger): Promise
 }
 
 /** Starts one BullMQ worker per queue; processors stay thin and call into libs. */
-export async function startWorker(config: KeywardConfig, logger: Logger): Promise<KeywardWorker> {
+export async function startWorker(
+  config: KeywardConfig,
+  logger: Logger,
+  options: { clock?: Clock } = {},
+): Promise<KeywardWorker> {
+  const clock = options.clock ?? systemClock;
   const db = createDb(config.databaseUrl, { applicationName: 'keyward-worker', max: 5 });
+  // Scheduled jobs decide as operators' commands do, through the same event store and projections.
+  const store = new EventStore(db, inlineProjections, clock);
   const connection = workerConnection(config.redisUrl);
   // Processors' own commands fail fast (the job fails and is retried) instead of hanging.
   const commands = createRedis(config.redisUrl);
@@ -46,6 +58,8 @@ export async function startWorker(config: KeywardConfig, logger: Logger): Promis
   const processors: [string, Processor][] = [
     [QUEUES.projections, projectionsProcessor(db)],
     [QUEUES.usage, usageProcessor(db, new UsageCounters(commands, config.redisPrefix))],
+    [QUEUES.webhooks, webhooksProcessor(db, config)],
+    [QUEUES.sweeps, sweepsProcessor(db, store, clock)],
   ];
   const workers = processors.map(([queue, processor]) => {
     const worker = new Worker(queue, processor, { connection, prefix: config.redisPrefix, concurrency: 1 });

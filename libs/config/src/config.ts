@@ -18,6 +18,12 @@ export interface KeywardConfig {
   usageFlushCron: string;
   /** Cron pattern of the set-based sweeps: expiry, rotation and unused keys. */
   sweepCron: string;
+  /** Webhooks may target loopback, private and link-local addresses (tests, local development). */
+  webhookAllowPrivate: boolean;
+  /** First retry delay of a failed webhook delivery; each later retry waits twice as long. */
+  webhookRetryDelayMs: number;
+  /** Secret from which the key that encrypts webhook signing secrets at rest is derived. */
+  encryptionKey: string;
 }
 
 export class ConfigError extends Error {
@@ -69,6 +75,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): KeywardConfig 
   const usageFlushCron = cronPattern(env, 'KEYWARD_USAGE_FLUSH_CRON', '*/5 * * * * *');
   const sweepCron = cronPattern(env, 'KEYWARD_SWEEP_CRON', '* * * * *');
 
+  const webhookAllowPrivate = flag(env, 'KEYWARD_WEBHOOK_ALLOW_PRIVATE', false);
+  const webhookRetryDelayMs = wholeNumber(env, 'KEYWARD_WEBHOOK_RETRY_DELAY_MS', 10_000, [1, 3_600_000]);
+
+  const encryptionKey = env.KEYWARD_ENCRYPTION_KEY || undefined;
+  if (encryptionKey !== undefined && encryptionKey.length < 32) {
+    throw new ConfigError('KEYWARD_ENCRYPTION_KEY', 'must be at least 32 characters long');
+  }
+  if (production && encryptionKey === undefined) {
+    throw new ConfigError('KEYWARD_ENCRYPTION_KEY', 'is required when NODE_ENV=production');
+  }
+
   return {
     nodeEnv,
     production,
@@ -81,8 +98,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): KeywardConfig 
     keyCacheTtlMs,
     usageFlushCron,
     sweepCron,
+    webhookAllowPrivate,
+    webhookRetryDelayMs,
+    // A fixed value outside production, not one derived from the bootstrap token: that token is
+    // made afresh at each start when unset (ensureBootstrapToken), and secrets encrypted under a
+    // key derived from it would be unreadable after a restart. This value is public, so nothing
+    // encrypted under it is protected; production must set its own (checked above).
+    encryptionKey: encryptionKey ?? DEVELOPMENT_ENCRYPTION_KEY,
   };
 }
+
+/** Outside production only: see loadConfig. Public by design, so it protects nothing. */
+export const DEVELOPMENT_ENCRYPTION_KEY = 'keyward-development-only-encryption-key';
 
 /**
  * Outside production a missing bootstrap token is made here, like a dev server's root token.
@@ -109,6 +136,15 @@ function wholeNumber(
     throw new ConfigError(variable, `must be a whole number from ${min} to ${max}, got "${text}"`);
   }
   return value;
+}
+
+/** `true` or `false` (also `1`/`0`); a typo such as `ture` stops start-up instead of meaning false. */
+function flag(env: NodeJS.ProcessEnv, variable: string, fallback: boolean): boolean {
+  const text = env[variable];
+  if (text === undefined || text === '') return fallback;
+  if (text === 'true' || text === '1') return true;
+  if (text === 'false' || text === '0') return false;
+  throw new ConfigError(variable, `must be true or false, got "${text}"`);
 }
 
 /**

@@ -1,6 +1,13 @@
-import { ConfigError, ensureBootstrapToken, loadConfig, type KeywardConfig } from './config';
+import {
+  ConfigError,
+  DEVELOPMENT_ENCRYPTION_KEY,
+  ensureBootstrapToken,
+  loadConfig,
+  type KeywardConfig,
+} from './config';
 
 const TOKEN = 't'.repeat(32);
+const KEY = 'k'.repeat(32);
 
 function configError(env: NodeJS.ProcessEnv): ConfigError {
   try {
@@ -26,6 +33,9 @@ describe('loadConfig', () => {
       keyCacheTtlMs: 2_000,
       usageFlushCron: '*/5 * * * * *',
       sweepCron: '* * * * *',
+      webhookAllowPrivate: false,
+      webhookRetryDelayMs: 10_000,
+      encryptionKey: DEVELOPMENT_ENCRYPTION_KEY,
     });
   });
 
@@ -42,6 +52,9 @@ describe('loadConfig', () => {
         KEYWARD_KEY_CACHE_TTL_MS: '0',
         KEYWARD_USAGE_FLUSH_CRON: '*/30 * * * * *',
         KEYWARD_SWEEP_CRON: '*/5  * * * *',
+        KEYWARD_WEBHOOK_ALLOW_PRIVATE: 'true',
+        KEYWARD_WEBHOOK_RETRY_DELAY_MS: '250',
+        KEYWARD_ENCRYPTION_KEY: KEY,
       }),
     ).toEqual({
       nodeEnv: 'production',
@@ -55,6 +68,9 @@ describe('loadConfig', () => {
       keyCacheTtlMs: 0,
       usageFlushCron: '*/30 * * * * *',
       sweepCron: '*/5 * * * *',
+      webhookAllowPrivate: true,
+      webhookRetryDelayMs: 250,
+      encryptionKey: KEY,
     });
   });
 
@@ -100,6 +116,16 @@ describe('loadConfig', () => {
     ['KEYWARD_USAGE_FLUSH_CRON', { KEYWARD_USAGE_FLUSH_CRON: '* * * *' }],
     ['KEYWARD_SWEEP_CRON', { KEYWARD_SWEEP_CRON: '* * * * * * *' }],
     ['KEYWARD_SWEEP_CRON', { KEYWARD_SWEEP_CRON: '* * * * ; rm' }],
+    ['KEYWARD_WEBHOOK_ALLOW_PRIVATE', { KEYWARD_WEBHOOK_ALLOW_PRIVATE: 'yes' }],
+    ['KEYWARD_WEBHOOK_ALLOW_PRIVATE', { KEYWARD_WEBHOOK_ALLOW_PRIVATE: 'TRUE' }],
+    ['KEYWARD_WEBHOOK_RETRY_DELAY_MS', { KEYWARD_WEBHOOK_RETRY_DELAY_MS: '0' }],
+    ['KEYWARD_WEBHOOK_RETRY_DELAY_MS', { KEYWARD_WEBHOOK_RETRY_DELAY_MS: '3600001' }],
+    ['KEYWARD_ENCRYPTION_KEY', { KEYWARD_ENCRYPTION_KEY: 'k'.repeat(31) }],
+    ['KEYWARD_ENCRYPTION_KEY', { NODE_ENV: 'production', KEYWARD_BOOTSTRAP_TOKEN: TOKEN }],
+    [
+      'KEYWARD_ENCRYPTION_KEY',
+      { NODE_ENV: 'production', KEYWARD_BOOTSTRAP_TOKEN: TOKEN, KEYWARD_ENCRYPTION_KEY: '' },
+    ],
   ])('throws ConfigError naming %s for %j', (variable, env) => {
     const error = configError(env);
     expect(error.variable).toBe(variable);
@@ -108,7 +134,30 @@ describe('loadConfig', () => {
 
   it('requires the bootstrap token in production, and says so', () => {
     expect(configError({ NODE_ENV: 'production' }).message).toContain('required when NODE_ENV=production');
-    expect(loadConfig({ NODE_ENV: 'production', KEYWARD_BOOTSTRAP_TOKEN: TOKEN }).production).toBe(true);
+    expect(
+      loadConfig({ NODE_ENV: 'production', KEYWARD_BOOTSTRAP_TOKEN: TOKEN, KEYWARD_ENCRYPTION_KEY: KEY })
+        .production,
+    ).toBe(true);
+  });
+
+  it.each(['true', '1'])('allows private webhook addresses with %j', (value) => {
+    expect(loadConfig({ KEYWARD_WEBHOOK_ALLOW_PRIVATE: value }).webhookAllowPrivate).toBe(true);
+  });
+
+  it.each(['false', '0', ''])('refuses private webhook addresses with %j', (value) => {
+    expect(loadConfig({ KEYWARD_WEBHOOK_ALLOW_PRIVATE: value }).webhookAllowPrivate).toBe(false);
+  });
+
+  it('requires the encryption key in production, and does not echo a short one', () => {
+    const error = configError({ NODE_ENV: 'production', KEYWARD_BOOTSTRAP_TOKEN: TOKEN });
+    expect(error.message).toContain('required when NODE_ENV=production');
+    const short = 'short-encryption-secret';
+    expect(configError({ KEYWARD_ENCRYPTION_KEY: short }).message).not.toContain(short);
+  });
+
+  it('uses the fixed development key only outside production, the same at every start', () => {
+    expect(loadConfig({}).encryptionKey).toBe(loadConfig({ KEYWARD_BOOTSTRAP_TOKEN: TOKEN }).encryptionKey);
+    expect(loadConfig({ KEYWARD_ENCRYPTION_KEY: KEY }).encryptionKey).toBe(KEY);
   });
 
   it('does not echo the bootstrap token in its error', () => {

@@ -140,6 +140,37 @@ export interface UsageBatchesTable {
   applied_at: Timestamp;
 }
 
+export interface WebhooksTable {
+  id: string;
+  tenant_id: string;
+  url: string;
+  events: string[];
+  created_at: Timestamp;
+}
+
+export interface WebhookSecretsTable {
+  webhook_id: string;
+  tenant_id: string;
+  /** AES-256-GCM ciphertext of the signing secret (libs/webhooks secret-box); never the secret. */
+  ciphertext: string;
+  created_at: Timestamp;
+}
+
+export interface WebhookDeliveriesTable {
+  id: string;
+  tenant_id: string;
+  webhook_id: string;
+  event_id: string;
+  event: string;
+  body: string;
+  status: ColumnType<string, string | undefined, string>;
+  attempts: ColumnType<number, number | undefined, number>;
+  last_status_code: number | null;
+  last_error: string | null;
+  created_at: Timestamp;
+  delivered_at: Timestamp | null;
+}
+
 export interface KeyUsageTable {
   key_id: string;
   last_used_at: Timestamp;
@@ -149,6 +180,28 @@ export interface AccountUsageTable {
   service_account_id: string;
   first_seen_at: Timestamp;
   last_seen_at: Timestamp;
+}
+
+export interface SignalsTable {
+  id: string;
+  tenant_id: string;
+  type: string;
+  severity: string;
+  status: string;
+  service_account_id: string;
+  key_id: string | null;
+  /** The dedupe subject: the key's id, or the account's for an account-wide signal. */
+  subject: string;
+  detail: Json<Record<string, unknown>>;
+  count: number;
+  first_seen_at: Timestamp;
+  last_seen_at: Timestamp;
+  acknowledged_at: Timestamp | null;
+  acknowledged_note: string | null;
+  resolved_at: Timestamp | null;
+  resolved_note: string | null;
+  auto_resolved: boolean;
+  version: number;
 }
 
 export interface Database {
@@ -163,8 +216,12 @@ export interface Database {
   tenant_policies: TenantPoliciesTable;
   usage_minutes: UsageMinutesTable;
   usage_batches: UsageBatchesTable;
+  webhooks: WebhooksTable;
+  webhook_secrets: WebhookSecretsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
   key_usage: KeyUsageTable;
   account_usage: AccountUsageTable;
+  signals: SignalsTable;
 }
 
 export type EventRow = Selectable<EventsTable>;

@@ -7,6 +7,8 @@ import { Queue, type ConnectionOptions } from 'bullmq';
 export const QUEUES = {
   projections: 'projections',
   usage: 'usage',
+  webhooks: 'webhooks',
+  sweeps: 'sweeps',
 } as const;
 
 export interface RebuildProjectionJob {
@@ -18,7 +20,17 @@ export interface RebuildProjectionJob {
 export const JOB = {
   rebuildProjection: 'rebuild-projection',
   flushUsage: 'flush-usage',
+  deliverWebhook: 'deliver-webhook',
+  expireKeys: 'expire-keys',
 } as const;
+
+/** One delivery (a `webhook_deliveries` row); its id is also the job id, so a repeat is one job. */
+export interface DeliverWebhookJob {
+  deliveryId: string;
+}
+
+/** With exponential backoff from 10 s (the default delay), 8 attempts span about 21 minutes. */
+export const WEBHOOK_ATTEMPTS = 8;
 
 /** Retries with exponential backoff; failed jobs are kept so an operator can see them. */
 export const DEFAULT_JOB_OPTIONS = {
@@ -33,5 +45,25 @@ export function projectionsQueue(connection: ConnectionOptions, prefix: string):
     connection,
     prefix,
     defaultJobOptions: DEFAULT_JOB_OPTIONS,
+  });
+}
+
+/**
+ * The webhooks queue for producers (the API after a commit). `retryDelayMs` is the first retry's
+ * delay (config KEYWARD_WEBHOOK_RETRY_DELAY_MS); tests make it small to see retries in seconds.
+ */
+export function webhooksQueue(
+  connection: ConnectionOptions,
+  prefix: string,
+  retryDelayMs: number,
+): Queue<DeliverWebhookJob> {
+  return new Queue<DeliverWebhookJob>(QUEUES.webhooks, {
+    connection,
+    prefix,
+    defaultJobOptions: {
+      ...DEFAULT_JOB_OPTIONS,
+      attempts: WEBHOOK_ATTEMPTS,
+      backoff: { type: 'exponential', delay: retryDelayMs },
+    },
   });
 }

@@ -4,6 +4,7 @@ import { DEFAULT_JOB_OPTIONS, JOB, QUEUES } from './queues';
 /** What the schedules depend on; from the config. */
 export interface ScheduleSettings {
   usageFlushCron: string;
+  sweepCron: string;
 }
 
 /**
@@ -17,13 +18,20 @@ export async function declareSchedules(
   settings: ScheduleSettings,
 ): Promise<void> {
   const usage = new Queue(QUEUES.usage, { connection, prefix });
+  const sweeps = new Queue(QUEUES.sweeps, { connection, prefix });
+  const frequent = { ...DEFAULT_JOB_OPTIONS, removeOnComplete: { count: 100 } };
   try {
     await usage.upsertJobScheduler(
       'usage-flush',
       { pattern: settings.usageFlushCron },
-      { name: JOB.flushUsage, data: {}, opts: { ...DEFAULT_JOB_OPTIONS, removeOnComplete: { count: 100 } } },
+      { name: JOB.flushUsage, data: {}, opts: frequent },
+    );
+    await sweeps.upsertJobScheduler(
+      'expiry-sweep',
+      { pattern: settings.sweepCron },
+      { name: JOB.expireKeys, data: {}, opts: frequent },
     );
   } finally {
-    await usage.close();
+    await Promise.all([usage.close(), sweeps.close()]);
   }
 }

@@ -13,3 +13,4 @@ export * from './verifier';
 export * from './credential-report';
 export * from './key-cache';
 export * from './key-invalidations';
+export * from './expiry-sweep';

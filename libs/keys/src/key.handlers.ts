@@ -1,4 +1,4 @@
-import { Inject } from '@nestjs/common';
+import { Inject, Optional } from '@nestjs/common';
 import { CommandHandler, type ICommandHandler } from '@nestjs/cqrs';
 import { CLOCK, Conflict, ID_PREFIX, NotFound, isId, newId, type Clock } from '@keyward/core';
 import { metadataFor, tenantOf, type CommandContext } from '@keyward/auth';
@@ -343,6 +343,15 @@ export type ExposureResult =
       action: 'revoked' | 'flagged' | 'already-revoked';
     };
 
+/**
+ * Appends that must commit together with a key's exposure: the KEY_EXPOSED signal. Signals build
+ * on keys, so keys cannot import them; signals provide this under EXPOSURE_FOLLOW_UP instead.
+ */
+export interface ExposureFollowUp {
+  appendsFor(key: Key, exposure: Exposure): Promise<StreamAppend[]>;
+}
+export const EXPOSURE_FOLLOW_UP = Symbol('EXPOSURE_FOLLOW_UP');
+
 export class ReportExposuresCommand {
   constructor(
     readonly ctx: CommandContext,
@@ -360,6 +369,7 @@ export class ReportExposuresHandler
     @Inject(KeyReader) reader: KeyReader,
     @Inject(DB) db: Db,
     @Inject(CLOCK) clock: Clock,
+    @Optional() @Inject(EXPOSURE_FOLLOW_UP) private readonly followUp: ExposureFollowUp | null = null,
   ) {
     super(store, reader, db, clock);
   }
@@ -381,8 +391,9 @@ export class ReportExposuresHandler
         url: exposure.url,
         source: exposure.source,
       });
+      const followUps = this.followUp ? await this.followUp.appendsFor(key, exposure) : [];
       await this.store.append(
-        [this.keyAppend(ctx, key.id, key.version, events)],
+        [this.keyAppend(ctx, key.id, key.version, events), ...followUps],
         metadataFor(ctx, 'key exposed'),
       );
       results.push({

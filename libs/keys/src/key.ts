@@ -235,6 +235,16 @@ export function decideRevoke(key: Key, cause: RevocationCause, emergency = false
   return [{ type: 'KeyRevoked', data: { cause, emergency } }];
 }
 
+/**
+ * The expiry sweep's decision: a key whose expiry or rotation grace has passed gets its
+ * `KeyExpired`, once. Verify already refuses it by time; the event makes the fact part of history
+ * (and of the read model, webhooks and reports).
+ */
+export function decideExpiry(key: Key, now: Date): KeyEvent[] {
+  if (key.revokedAt || key.expiredAt) return [];
+  return keyStatusAt(key, now) === 'expired' ? [{ type: 'KeyExpired', data: {} }] : [];
+}
+
 /** Revocation as a side effect of another decision (account deleted, break-glass): no error for a dead key. */
 export function revokeIfLive(key: Key, now: Date, cause: RevocationCause): KeyEvent[] {
   return isLive(key, now)

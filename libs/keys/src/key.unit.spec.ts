@@ -1,5 +1,6 @@
 import { Conflict, ID_PREFIX, newId, PolicyViolation } from '@keyward/core';
 import {
+  decideExpiry,
   decideIssue,
   decideNarrowToCeiling,
   decideRevoke,
@@ -627,6 +628,27 @@ describe('decideRevoke and revokeIfLive', () => {
     ).toEqual([]);
     const graceOver = keyWith([{ event: rotated(after(DAY)), at: after(HOUR) }]);
     expect(revokeIfLive(graceOver, after(DAY), 'break-glass')).toEqual([]);
+  });
+});
+
+describe('decideExpiry', () => {
+  it('given a key before its expiry, then no event; at and after it, one KeyExpired', () => {
+    const key = keyWith();
+    const expiry = new Date(key.expiresAt);
+    expect(decideExpiry(key, new Date(expiry.getTime() - 1))).toEqual([]);
+    expect(decideExpiry(key, expiry)).toEqual([{ type: 'KeyExpired', data: {} }]);
+    expect(decideExpiry(key, after(400 * DAY))).toEqual([{ type: 'KeyExpired', data: {} }]);
+  });
+
+  it('given a rotated key, then KeyExpired once its grace has ended, not before', () => {
+    const rotating = keyWith([{ event: rotated(after(DAY)), at: after(HOUR) }]);
+    expect(decideExpiry(rotating, after(2 * HOUR))).toEqual([]);
+    expect(decideExpiry(rotating, after(DAY))).toEqual([{ type: 'KeyExpired', data: {} }]);
+  });
+
+  it('given a key already expired or revoked, then nothing (the sweep may run any number of times)', () => {
+    expect(decideExpiry(keyWith([{ event: expired, at: after(HOUR) }]), after(400 * DAY))).toEqual([]);
+    expect(decideExpiry(keyWith([{ event: revoked, at: after(HOUR) }]), after(400 * DAY))).toEqual([]);
   });
 });
 

@@ -1,6 +1,8 @@
 import { serviceAccountsProjection } from '@keyward/accounts';
 import { keysProjection, policiesProjection } from '@keyward/keys';
+import { signalsProjection } from '@keyward/signals';
 import { tenantsProjection } from '@keyward/tenants';
+import { webhooksProjection } from '@keyward/webhooks';
 import type { InlineProjection } from '@keyward/event-store';
 
 /** Every inline projection, in the order the event store runs them inside an append. */
@@ -9,4 +11,6 @@ export const inlineProjections: readonly InlineProjection[] = [
   serviceAccountsProjection,
   keysProjection,
   policiesProjection,
+  webhooksProjection,
+  signalsProjection,
 ];

@@ -1,0 +1,210 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { sql } from 'kysely';
+import { decideCreate, SERVICE_ACCOUNT_STREAM } from '@keyward/accounts';
+import { ManualClock, newId, ID_PREFIX } from '@keyward/core';
+import { createDb, type Db } from '@keyward/db';
+import { EventStore, type EventMetadata, type StreamAppend } from '@keyward/event-store';
+import {
+  DEFAULT_POLICY,
+  KEY_STREAM,
+  decideIssue,
+  issueKeySecret,
+  keyFromRow,
+  sweepExpiredKeys,
+} from '@keyward/keys';
+import { inlineProjections } from '@keyward/projections';
+import { decideCreateTenant, TENANT_STREAM, tenantStreamId } from '@keyward/tenants';
+import { cleanup, databaseUrlNamed, dropDatabase, freshDatabase } from './support';
+
+/**
+ * `npm run bench -- sweep`: the expiry sweep over 100,000 keys past their expiry, against a plain
+ * read of the same key rows in the sweep's own batches (the baseline). Target (issue 5): under 30 s.
+ */
+
+const DATABASE = 'keyward_bench_sweep';
+const TENANT = 'bench';
+const KEYS = 100_000;
+const BATCH = 1_000;
+
+const metadata: EventMetadata = {
+  actor: { type: 'system', id: 'bench', name: 'bench' },
+  reason: null,
+  correlationId: 'bench-sweep',
+};
+
+export async function sweepBench(): Promise<number> {
+  const startedAt = Date.now();
+  const databaseUrl = databaseUrlNamed(DATABASE);
+  const loadBefore = os.loadavg();
+  console.log(`sweep benchmark: database ${DATABASE}; ${KEYS} keys past their expiry`);
+  cleanup.add(`drop database ${DATABASE}`, () => dropDatabase(databaseUrl));
+  await freshDatabase(databaseUrl);
+  const db = createDb(databaseUrl, { max: 4, applicationName: 'keyward-bench' });
+  cleanup.add('close the pool', () => db.destroy());
+  const clock = new ManualClock('2026-01-01T00:00:00Z');
+  const store = new EventStore(db, inlineProjections, clock);
+
+  // --- Fixture: one tenant, one account, KEYS one-day keys issued by the aggregate's decideIssue.
+  await store.append(
+    [
+      {
+        tenantId: TENANT,
+        streamId: tenantStreamId(TENANT),
+        streamType: TENANT_STREAM,
+        expectedVersion: 0,
+        events: decideCreateTenant(false, TENANT, 'Bench'),
+      },
+    ],
+    metadata,
+  );
+  const accountId = newId(ID_PREFIX.serviceAccount);
+  const created = decideCreate({
+    id: accountId,
+    tenantId: TENANT,
+    name: 'swept-account',
+    environment: 'production',
+    description: null,
+    intendedScope: null,
+    businessOwner: 'bench-owner',
+    technicalOwner: 'bench-team',
+    allowedScopes: ['tickets:read'],
+    boundaries: [],
+    allowedCidrs: [],
+    abuseDetection: true,
+    rotationPolicy: null,
+    secretDelivery: null,
+  });
+  await store.append(
+    [
+      {
+        tenantId: TENANT,
+        streamId: accountId,
+        streamType: SERVICE_ACCOUNT_STREAM,
+        expectedVersion: 0,
+        events: created,
+      },
+    ],
+    metadata,
+  );
+  const account = {
+    id: accountId,
+    tenantId: TENANT,
+    status: 'active' as const,
+    environment: 'production' as const,
+    allowedScopes: ['tickets:read'],
+    boundaries: [],
+  };
+  for (let done = 0; done < KEYS; done += BATCH) {
+    const appends: StreamAppend[] = [];
+    for (let i = 0; i < BATCH; i++) {
+      const id = newId(ID_PREFIX.key);
+      const secret = issueKeySecret(id, 'production');
+      const events = decideIssue(
+        {
+          id,
+          name: 'bulk',
+          scopes: ['tickets:read'],
+          boundaries: [],
+          allowedCidrs: [],
+          rateLimit: null,
+          expiresInDays: 1,
+        },
+        {
+          account,
+          policy: DEFAULT_POLICY,
+          liveKeys: 0,
+          now: clock.now(),
+          secret: { prefix: secret.prefix, hash: secret.hash },
+        },
+      );
+      appends.push({ tenantId: TENANT, streamId: id, streamType: KEY_STREAM, expectedVersion: 0, events });
+    }
+    await store.append(appends, metadata);
+  }
+  await sql`vacuum analyze`.execute(db);
+  console.log(`fixture: ${KEYS} keys (${elapsed(startedAt)})`);
+
+  clock.advance(2 * 24 * 3600 * 1000);
+  const now = clock.now();
+
+  // --- Baseline: the sweep's own batch query and row decoding, writing nothing.
+  const baseline = await timed(() => readCandidates(db, now));
+  // --- The sweep.
+  const sweep = await timed(() => sweepExpiredKeys(db, store, now));
+  if (sweep.result.expired !== KEYS)
+    throw new Error(`the sweep expired ${sweep.result.expired} of ${KEYS} keys`);
+  const left = await readCandidates(db, now);
+  if (left !== 0) throw new Error(`${left} keys were left unswept`);
+
+  const figures = [
+    { run: 'read the candidate keys (baseline)', keys: baseline.result, ms: round(baseline.ms, 1) },
+    { run: 'expiry sweep (KeyExpired for each)', keys: sweep.result.expired, ms: round(sweep.ms, 1) },
+  ].map((f) => ({ ...f, keysPerSecond: Math.round(f.keys / (f.ms / 1000)) }));
+  const ratio = round(figures[1].keysPerSecond / figures[0].keysPerSecond, 3);
+  console.log('');
+  for (const f of figures)
+    console.log(
+      `${f.run.padEnd(38)} ${String(f.keys).padStart(7)} keys  ${String(f.ms).padStart(9)} ms  ${String(f.keysPerSecond).padStart(7)} keys/s`,
+    );
+  console.log(
+    `sweep vs baseline: ${ratio}x; target under 30 s: ${sweep.ms < 30_000 ? 'met' : 'MISSED'} (${round(sweep.ms / 1000, 1)} s)`,
+  );
+  const file = path.join(__dirname, 'results', 'sweep.json');
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeFile(
+    file,
+    `${JSON.stringify(
+      {
+        benchmark: 'sweep',
+        at: new Date().toISOString(),
+        machine: { node: process.version, cpus: os.cpus().length, loadBefore, loadAfter: os.loadavg() },
+        figures,
+        sweepVsBaseline: ratio,
+        retries: sweep.result.retries,
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  console.log(`wrote bench/results/sweep.json (${elapsed(startedAt)})`);
+  return 0;
+}
+
+/** The sweep's candidate query, batch by batch, decoding each row as the sweep does. */
+async function readCandidates(db: Db, now: Date): Promise<number> {
+  let after = '';
+  let count = 0;
+  for (;;) {
+    const rows = await db
+      .selectFrom('keys')
+      .selectAll()
+      .where('revoked_at', 'is', null)
+      .where('expired_at', 'is', null)
+      .where((eb) => eb.or([eb('expires_at', '<=', now), eb('grace_ends_at', '<=', now)]))
+      .where('id', '>', after)
+      .orderBy('id')
+      .limit(BATCH)
+      .execute();
+    if (rows.length === 0) return count;
+    rows.forEach(keyFromRow);
+    count += rows.length;
+    after = rows[rows.length - 1].id;
+  }
+}
+
+async function timed<T>(run: () => Promise<T>): Promise<{ result: T; ms: number }> {
+  const started = process.hrtime.bigint();
+  const result = await run();
+  return { result, ms: Number(process.hrtime.bigint() - started) / 1e6 };
+}
+
+function round(value: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+}
+
+function elapsed(since: number): string {
+  return `${((Date.now() - since) / 1000).toFixed(1)} s`;
+}

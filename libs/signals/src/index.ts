@@ -1,0 +1,7 @@
+export * from './signal.events';
+export * from './signal';
+export * from './signals.projection';
+export * from './signal.reader';
+export * from './signal.handlers';
+export * from './exposure-signals';
+export * from './signals.module';

@@ -1,0 +1,51 @@
+import { sql } from 'kysely';
+import type { Db } from '@keyward/db';
+import type { RecordedEvent } from '@keyward/event-store';
+import { buildPayload, deliveryId } from './payload';
+import { webhookEventName } from './webhook.events';
+
+/**
+ * After a commit: one `webhook_deliveries` row per (subscribed webhook, event), with the body it
+ * will carry on every attempt. The id comes from the pair, so recording the same events again
+ * inserts nothing. Answers the ids of every delivery these events call for (new or not), so the
+ * caller can enqueue them all: a job id per delivery makes a repeat enqueue a no-op too, and a
+ * delivery whose first enqueue failed gets its job on the next try.
+ */
+export async function recordDeliveries(db: Db, events: readonly RecordedEvent[]): Promise<string[]> {
+  const named = events.flatMap((event) => {
+    const name = webhookEventName(event.type);
+    return name ? [{ event, name }] : [];
+  });
+  if (named.length === 0) return [];
+  const tenants = [...new Set(named.map((n) => n.event.tenantId))];
+  const hooks = await db
+    .selectFrom('webhooks')
+    .select(['id', 'tenant_id', 'events'])
+    .where('tenant_id', 'in', tenants)
+    // Only webhooks subscribed to at least one of these names (one array parameter, not a list).
+    .where(sql<boolean>`events && ${[...new Set(named.map((n) => n.name))]}::text[]`)
+    .execute();
+  const rows = named.flatMap(({ event, name }) =>
+    hooks
+      .filter((hook) => hook.tenant_id === event.tenantId && hook.events.includes(name))
+      .map((hook) => {
+        const id = deliveryId(hook.id, event.eventId);
+        return {
+          id,
+          tenant_id: event.tenantId,
+          webhook_id: hook.id,
+          event_id: event.eventId,
+          event: name,
+          body: JSON.stringify(buildPayload(id, name, event)),
+          created_at: event.occurredAt,
+        };
+      }),
+  );
+  if (rows.length === 0) return [];
+  await db
+    .insertInto('webhook_deliveries')
+    .values(rows)
+    .onConflict((oc) => oc.column('id').doNothing())
+    .execute();
+  return rows.map((row) => row.id);
+}
