@@ -2,20 +2,13 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'kysely';
-import {
-  decideCreate,
-  decideUpdate,
-  evolve,
-  SERVICE_ACCOUNT_STREAM,
-  type ServiceAccount,
-} from '@keyward/accounts';
+import { decideUpdate, evolve, SERVICE_ACCOUNT_STREAM, type ServiceAccount } from '@keyward/accounts';
 import { ManualClock, newId, ID_PREFIX } from '@keyward/core';
-import { createDb, type Db } from '@keyward/db';
-import { EventStore, type EventMetadata, type NewEvent } from '@keyward/event-store';
+import type { Db } from '@keyward/db';
+import { EventStore, type NewEvent } from '@keyward/event-store';
 import { findProjection, inlineProjections, rebuildProjection } from '@keyward/projections';
 import { ReplayReader } from '@keyward/replay';
-import { decideCreateTenant, TENANT_STREAM, tenantStreamId } from '@keyward/tenants';
-import { cleanup, databaseUrlNamed, dropDatabase, freshDatabase } from './support';
+import { BENCH_METADATA, benchAccountCreated, benchDatabase, seedTenant, timed } from './support';
 
 /**
  * `npm run bench -- replay`: the incident-response reads, against a plain read of the same rows.
@@ -37,12 +30,6 @@ const EVENTS_PER_ACCOUNT = 1_000;
 const APPEND_BATCH = 1_000;
 const AS_OF_RUNS = 30;
 
-const metadata: EventMetadata = {
-  actor: { type: 'system', id: 'bench', name: 'bench' },
-  reason: null,
-  correlationId: 'bench-replay',
-};
-
 interface Figure {
   run: string;
   events: number;
@@ -55,32 +42,17 @@ interface Figure {
 
 export async function replayBench(): Promise<number> {
   const startedAt = Date.now();
-  const databaseUrl = databaseUrlNamed(DATABASE);
   const loadBefore = os.loadavg();
   console.log(
     `replay benchmark: database ${DATABASE}; ${TOTAL_EVENTS} events, one account of ${BIG_ACCOUNT_EVENTS}`,
   );
-  cleanup.add(`drop database ${DATABASE}`, () => dropDatabase(databaseUrl));
-  await freshDatabase(databaseUrl);
-  const db = createDb(databaseUrl, { max: 4, applicationName: 'keyward-bench' });
-  cleanup.add('close the pool', () => db.destroy());
+  const db = await benchDatabase(DATABASE);
 
   // --- Fixture: accounts of EVENTS_PER_ACCOUNT events each (one of BIG_ACCOUNT_EVENTS), every
   // event made by the aggregate's own decide functions and appended through the event store.
   const clock = new ManualClock('2026-01-01T00:00:00Z');
   const store = new EventStore(db, inlineProjections, clock);
-  await store.append(
-    [
-      {
-        tenantId: TENANT,
-        streamId: tenantStreamId(TENANT),
-        streamType: TENANT_STREAM,
-        expectedVersion: 0,
-        events: decideCreateTenant(false, TENANT, 'Bench'),
-      },
-    ],
-    metadata,
-  );
+  await seedTenant(store, TENANT);
   const bigAccount = await seedAccount(store, clock, 'big-account', BIG_ACCOUNT_EVENTS);
   let seeded = BIG_ACCOUNT_EVENTS;
   for (let i = 0; seeded < TOTAL_EVENTS; i++) {
@@ -160,22 +132,7 @@ async function seedAccount(
   events: number,
 ): Promise<string> {
   const id = newId(ID_PREFIX.serviceAccount);
-  const created = decideCreate({
-    id,
-    tenantId: TENANT,
-    name,
-    environment: 'production',
-    description: null,
-    intendedScope: null,
-    businessOwner: 'bench-owner',
-    technicalOwner: 'bench-team',
-    allowedScopes: ['tickets:read', 'summaries:draft'],
-    boundaries: [],
-    allowedCidrs: [],
-    abuseDetection: true,
-    rotationPolicy: null,
-    secretDelivery: null,
-  });
+  const created = benchAccountCreated(id, TENANT, name, ['tickets:read', 'summaries:draft']);
   let state: ServiceAccount | null = null;
   for (const event of created) state = evolve(state, { ...event, occurredAt: clock.now() });
   let pending: NewEvent[] = [...created];
@@ -207,7 +164,7 @@ async function appendTo(store: EventStore, id: string, version: number, events: 
         events,
       },
     ],
-    metadata,
+    BENCH_METADATA,
   );
 }
 
@@ -239,12 +196,6 @@ async function readAll(db: Db): Promise<number> {
     const last = rows[rows.length - 1];
     after = { transactionId: last.transaction_id, position: last.position };
   }
-}
-
-async function timed<T>(run: () => Promise<T>): Promise<{ result: T; ms: number }> {
-  const started = process.hrtime.bigint();
-  const result = await run();
-  return { result, ms: Number(process.hrtime.bigint() - started) / 1e6 };
 }
 
 function figure(run: string, events: number, ms: number, baselineRate: number | null): Figure {

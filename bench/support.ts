@@ -4,7 +4,10 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
 import { Client } from 'pg';
-import { createDb, ensureDatabase, migrateToLatest } from '@keyward/db';
+import { decideCreate } from '@keyward/accounts';
+import { createDb, ensureDatabase, migrateToLatest, type Db } from '@keyward/db';
+import type { EventMetadata, EventStore } from '@keyward/event-store';
+import { decideCreateTenant, TENANT_STREAM, tenantStreamId } from '@keyward/tenants';
 import { closeRedis, createRedis } from '@keyward/redis';
 import { migrations } from '../migrations';
 import type { ApiServerMessage } from './api-server';
@@ -356,4 +359,65 @@ export function table(columns: { title: string; right?: boolean }[], rows: strin
     widths.map((w) => '-'.repeat(w)).join('  '),
     ...rows.map(line),
   ].join('\n');
+}
+
+// --- Event fixtures (benchmarks that write through the event store, not the API) ----------------
+
+/** Who a benchmark's own events are by. */
+export const BENCH_METADATA: EventMetadata = {
+  actor: { type: 'system', id: 'bench', name: 'bench' },
+  reason: null,
+  correlationId: 'bench',
+};
+
+/** A database for a benchmark that appends through the event store: fresh, migrated, dropped at the end. */
+export async function benchDatabase(name: string): Promise<Db> {
+  const databaseUrl = databaseUrlNamed(name);
+  cleanup.add(`drop database ${name}`, () => dropDatabase(databaseUrl));
+  await freshDatabase(databaseUrl);
+  const db = createDb(databaseUrl, { max: 4, applicationName: 'keyward-bench' });
+  cleanup.add('close the pool', () => db.destroy());
+  return db;
+}
+
+/** The tenant, created as the tenants aggregate decides. */
+export async function seedTenant(store: EventStore, tenantId: string): Promise<void> {
+  await store.append(
+    [
+      {
+        tenantId,
+        streamId: tenantStreamId(tenantId),
+        streamType: TENANT_STREAM,
+        expectedVersion: 0,
+        events: decideCreateTenant(false, tenantId, 'Bench'),
+      },
+    ],
+    BENCH_METADATA,
+  );
+}
+
+/** A production account's creation, as the accounts aggregate decides it. */
+export function benchAccountCreated(id: string, tenantId: string, name: string, allowedScopes: string[]) {
+  return decideCreate({
+    id,
+    tenantId,
+    name,
+    environment: 'production',
+    description: null,
+    intendedScope: null,
+    businessOwner: 'bench-owner',
+    technicalOwner: 'bench-team',
+    allowedScopes,
+    boundaries: [],
+    allowedCidrs: [],
+    abuseDetection: true,
+    rotationPolicy: null,
+    secretDelivery: null,
+  });
+}
+
+export async function timed<T>(run: () => Promise<T>): Promise<{ result: T; ms: number }> {
+  const started = process.hrtime.bigint();
+  const result = await run();
+  return { result, ms: Number(process.hrtime.bigint() - started) / 1e6 };
 }

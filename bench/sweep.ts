@@ -2,21 +2,21 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'kysely';
-import { decideCreate, SERVICE_ACCOUNT_STREAM } from '@keyward/accounts';
+import { SERVICE_ACCOUNT_STREAM } from '@keyward/accounts';
 import { ManualClock, newId, ID_PREFIX } from '@keyward/core';
-import { createDb, type Db } from '@keyward/db';
-import { EventStore, type EventMetadata, type StreamAppend } from '@keyward/event-store';
+import type { Db } from '@keyward/db';
+import { EventStore, type StreamAppend } from '@keyward/event-store';
 import {
   DEFAULT_POLICY,
   KEY_STREAM,
   decideIssue,
+  expiryCandidates,
   issueKeySecret,
   keyFromRow,
   sweepExpiredKeys,
 } from '@keyward/keys';
 import { inlineProjections } from '@keyward/projections';
-import { decideCreateTenant, TENANT_STREAM, tenantStreamId } from '@keyward/tenants';
-import { cleanup, databaseUrlNamed, dropDatabase, freshDatabase } from './support';
+import { BENCH_METADATA, benchAccountCreated, benchDatabase, seedTenant, timed } from './support';
 
 /**
  * `npm run bench -- sweep`: the expiry sweep over 100,000 keys past their expiry, against a plain
@@ -28,54 +28,18 @@ const TENANT = 'bench';
 const KEYS = 100_000;
 const BATCH = 1_000;
 
-const metadata: EventMetadata = {
-  actor: { type: 'system', id: 'bench', name: 'bench' },
-  reason: null,
-  correlationId: 'bench-sweep',
-};
-
 export async function sweepBench(): Promise<number> {
   const startedAt = Date.now();
-  const databaseUrl = databaseUrlNamed(DATABASE);
   const loadBefore = os.loadavg();
   console.log(`sweep benchmark: database ${DATABASE}; ${KEYS} keys past their expiry`);
-  cleanup.add(`drop database ${DATABASE}`, () => dropDatabase(databaseUrl));
-  await freshDatabase(databaseUrl);
-  const db = createDb(databaseUrl, { max: 4, applicationName: 'keyward-bench' });
-  cleanup.add('close the pool', () => db.destroy());
+  const db = await benchDatabase(DATABASE);
   const clock = new ManualClock('2026-01-01T00:00:00Z');
   const store = new EventStore(db, inlineProjections, clock);
 
   // --- Fixture: one tenant, one account, KEYS one-day keys issued by the aggregate's decideIssue.
-  await store.append(
-    [
-      {
-        tenantId: TENANT,
-        streamId: tenantStreamId(TENANT),
-        streamType: TENANT_STREAM,
-        expectedVersion: 0,
-        events: decideCreateTenant(false, TENANT, 'Bench'),
-      },
-    ],
-    metadata,
-  );
+  await seedTenant(store, TENANT);
   const accountId = newId(ID_PREFIX.serviceAccount);
-  const created = decideCreate({
-    id: accountId,
-    tenantId: TENANT,
-    name: 'swept-account',
-    environment: 'production',
-    description: null,
-    intendedScope: null,
-    businessOwner: 'bench-owner',
-    technicalOwner: 'bench-team',
-    allowedScopes: ['tickets:read'],
-    boundaries: [],
-    allowedCidrs: [],
-    abuseDetection: true,
-    rotationPolicy: null,
-    secretDelivery: null,
-  });
+  const created = benchAccountCreated(accountId, TENANT, 'swept-account', ['tickets:read']);
   await store.append(
     [
       {
@@ -86,7 +50,7 @@ export async function sweepBench(): Promise<number> {
         events: created,
       },
     ],
-    metadata,
+    BENCH_METADATA,
   );
   const account = {
     id: accountId,
@@ -121,7 +85,7 @@ export async function sweepBench(): Promise<number> {
       );
       appends.push({ tenantId: TENANT, streamId: id, streamType: KEY_STREAM, expectedVersion: 0, events });
     }
-    await store.append(appends, metadata);
+    await store.append(appends, BENCH_METADATA);
   }
   await sql`vacuum analyze`.execute(db);
   console.log(`fixture: ${KEYS} keys (${elapsed(startedAt)})`);
@@ -177,27 +141,12 @@ async function readCandidates(db: Db, now: Date): Promise<number> {
   let after = '';
   let count = 0;
   for (;;) {
-    const rows = await db
-      .selectFrom('keys')
-      .selectAll()
-      .where('revoked_at', 'is', null)
-      .where('expired_at', 'is', null)
-      .where((eb) => eb.or([eb('expires_at', '<=', now), eb('grace_ends_at', '<=', now)]))
-      .where('id', '>', after)
-      .orderBy('id')
-      .limit(BATCH)
-      .execute();
+    const rows = await expiryCandidates(db, now, after, BATCH);
     if (rows.length === 0) return count;
     rows.forEach(keyFromRow);
     count += rows.length;
     after = rows[rows.length - 1].id;
   }
-}
-
-async function timed<T>(run: () => Promise<T>): Promise<{ result: T; ms: number }> {
-  const started = process.hrtime.bigint();
-  const result = await run();
-  return { result, ms: Number(process.hrtime.bigint() - started) / 1e6 };
 }
 
 function round(value: number, digits: number): number {

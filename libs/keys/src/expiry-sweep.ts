@@ -22,6 +22,23 @@ const DEFAULT_BATCH = 1_000;
 const MAX_RETRIES_PER_BATCH = 3;
 
 /**
+ * The next keys after `after` (in id order) that are past their expiry or grace with no
+ * `KeyExpired` yet: the read model's view of decideExpiry, which confirms each one.
+ */
+export function expiryCandidates(db: Db, now: Date, after: string, limit: number) {
+  return db
+    .selectFrom('keys')
+    .selectAll()
+    .where('revoked_at', 'is', null)
+    .where('expired_at', 'is', null)
+    .where((eb) => eb.or([eb('expires_at', '<=', now), eb('grace_ends_at', '<=', now)]))
+    .where('id', '>', after)
+    .orderBy('id')
+    .limit(limit)
+    .execute();
+}
+
+/**
  * Writes `KeyExpired` for every key past its expiry or rotation grace, a batch at a time: one
  * query finds a batch (in key id order), the aggregate's own decideExpiry confirms each key, and
  * one append claims every key stream at the version it was read at (the event store's set-based
@@ -47,16 +64,7 @@ export async function sweepExpiredKeys(
   let after = '';
   let retries = 0;
   for (;;) {
-    const rows = await db
-      .selectFrom('keys')
-      .selectAll()
-      .where('revoked_at', 'is', null)
-      .where('expired_at', 'is', null)
-      .where((eb) => eb.or([eb('expires_at', '<=', now), eb('grace_ends_at', '<=', now)]))
-      .where('id', '>', after)
-      .orderBy('id')
-      .limit(batchSize)
-      .execute();
+    const rows = await expiryCandidates(db, now, after, batchSize);
     if (rows.length === 0) return result;
     const appends: StreamAppend[] = rows.map(keyFromRow).flatMap((key) => {
       const events = decideExpiry(key, now);

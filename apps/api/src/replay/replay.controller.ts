@@ -6,7 +6,8 @@ import { ReplayReader, resolveAsOf } from '@keyward/replay';
 import { Access } from '../auth/access.decorator';
 import { Ctx } from '../http/request-context';
 import { AccessQuery, StateQuery } from './replay.dto';
-import { AccessView, AccountStateView, accessView, accountStateView } from './replay.view';
+import { accessView, accountStateView } from './replay.mapping';
+import { AccessView, AccountStateView } from './replay.view';
 
 /**
  * API.md "History and replay": what an account was, and who could use a scope, at a past time,

@@ -2,7 +2,6 @@ import { ApiProperty } from '@nestjs/swagger';
 import { ENVIRONMENTS } from '@keyward/accounts';
 import type { ActorType } from '@keyward/event-store';
 import type { KeyStatus } from '@keyward/keys';
-import type { AccessAsOf, AccountAsOf, AttributedGrant, KeyAsOf } from '@keyward/replay';
 import { RotationPolicyDto, SecretDeliveryDto } from '../accounts/service-account.dto';
 import type { ServiceAccountView } from '../accounts/service-account.view';
 import type { KeyView } from '../keys/key.view';
@@ -135,99 +134,4 @@ export class AccessView {
     description: 'every key that could have used the scope then, by account name, then oldest key first',
   })
   items!: AccessItemView[];
-}
-
-function iso(date: Date | null): string | null {
-  return date?.toISOString() ?? null;
-}
-
-export function keyStateView({ key, status }: KeyAsOf): KeyStateView {
-  return {
-    id: key.id,
-    serviceAccountId: key.serviceAccountId,
-    name: key.name,
-    prefix: key.prefix,
-    scopes: key.scopes,
-    boundaries: key.boundaries,
-    allowedCidrs: key.allowedCidrs,
-    rateLimit: key.rateLimit,
-    environment: key.environment,
-    status,
-    createdAt: key.createdAt.toISOString(),
-    expiresAt: key.expiresAt,
-    replaces: key.replaces,
-    replacedBy: key.replacedBy,
-    graceEndsAt: key.graceEndsAt,
-    revokedAt: iso(key.revokedAt),
-    version: key.version,
-  };
-}
-
-export function accountStateView(state: AccountAsOf): AccountStateView {
-  const { account } = state;
-  return {
-    id: account.id,
-    tenantId: account.tenantId,
-    name: account.name,
-    environment: account.environment,
-    description: account.description,
-    intendedScope: account.intendedScope,
-    businessOwner: account.businessOwner,
-    technicalOwner: account.technicalOwner,
-    allowedScopes: account.allowedScopes,
-    boundaries: account.boundaries,
-    allowedCidrs: account.allowedCidrs,
-    abuseDetection: account.abuseDetection,
-    rotationPolicy: account.rotationPolicy,
-    // Only the URL, as the live view shows it: whatever else delivery holds is not for answers.
-    secretDelivery: account.secretDelivery ? { url: account.secretDelivery.url } : null,
-    status: account.status,
-    activeKeyCount: state.activeKeyCount,
-    createdAt: account.createdAt.toISOString(),
-    updatedAt: account.updatedAt.toISOString(),
-    version: account.version,
-    keys: state.keys.map(keyStateView),
-    asOf: state.asOf.toISOString(),
-  };
-}
-
-function grantingEventView(event: AttributedGrant): GrantingEventView {
-  return {
-    position: Number(event.position),
-    streamId: event.streamId,
-    version: event.version,
-    type: event.type,
-    occurredAt: event.occurredAt.toISOString(),
-    actor: { type: event.actor.type, id: event.actor.id, name: event.actor.name },
-    reason: event.reason,
-    correlationId: event.correlationId,
-    scopes: event.scopes,
-  };
-}
-
-export function accessView(
-  scope: string,
-  asOf: Date,
-  items: readonly AccessAsOf<AttributedGrant>[],
-): AccessView {
-  return {
-    scope,
-    asOf: asOf.toISOString(),
-    items: items.map((item) => ({
-      account: { id: item.account.id, name: item.account.name, environment: item.account.environment },
-      key: {
-        id: item.key.id,
-        prefix: item.key.prefix,
-        name: item.key.name,
-        status: item.status,
-        expiresAt: item.key.expiresAt,
-        graceEndsAt: item.key.graceEndsAt,
-      },
-      matchingScopes: item.matchingScopes,
-      grantedBy: {
-        ceiling: item.grantedBy.ceiling.map(grantingEventView),
-        key: item.grantedBy.key.map(grantingEventView),
-      },
-    })),
-  };
 }

@@ -1,25 +1,14 @@
 import { Argument, InvalidArgumentError, Option, type Command } from 'commander';
 import { SCOPE } from '@keyward/accounts';
 import { NotFound } from '@keyward/core';
-import {
-  ReplayReader,
-  resolveAsOf,
-  type AccessAsOf,
-  type AccountAsOf,
-  type AttributedGrant,
-  type KeyAsOf,
-} from '@keyward/replay';
-// Types only, erased at run time: the API's views carry Nest decorators, so the CLI renders its
-// own, and these types hold the two to the same JSON shape (the test compares them field by field).
-import type {
-  AccessView,
-  AccountStateView,
-  GrantingEventView,
-  KeyStateView,
-} from '../../../api/src/replay/replay.view';
+import { ReplayReader, resolveAsOf } from '@keyward/replay';
+// The API's own mapping: plain functions with type-only imports, so the JSON is the same by
+// construction and no Nest or Swagger loads here.
+import { accessView, accountStateView } from '../../../api/src/replay/replay.mapping';
+import type { AccessView, AccountStateView, GrantingEventView } from '../../../api/src/replay/replay.view';
 import { outputFor, table, type Output } from '../output';
 import { actorCell } from './history';
-import { cell, iso, parseInstant, requireTenant, tenantOption, withReadDb } from './read-db';
+import { cell, parseInstant, requireTenant, tenantOption, withReadDb } from './read-db';
 
 function asOfOption(): Option {
   return new Option(
@@ -96,95 +85,6 @@ export function registerReplay(program: Command): void {
       const view = accessView(options.scope, asOf, items);
       out.result(view, () => accessText(options.tenant, view));
     });
-}
-
-// ---- the JSON answers: field for field what the API's replay.view.ts renders ----
-
-function keyStateView({ key, status }: KeyAsOf): KeyStateView {
-  return {
-    id: key.id,
-    serviceAccountId: key.serviceAccountId,
-    name: key.name,
-    prefix: key.prefix,
-    scopes: key.scopes,
-    boundaries: key.boundaries,
-    allowedCidrs: key.allowedCidrs,
-    rateLimit: key.rateLimit,
-    environment: key.environment,
-    status,
-    createdAt: key.createdAt.toISOString(),
-    expiresAt: key.expiresAt,
-    replaces: key.replaces,
-    replacedBy: key.replacedBy,
-    graceEndsAt: key.graceEndsAt,
-    revokedAt: iso(key.revokedAt),
-    version: key.version,
-  };
-}
-
-function accountStateView(state: AccountAsOf): AccountStateView {
-  const { account } = state;
-  return {
-    id: account.id,
-    tenantId: account.tenantId,
-    name: account.name,
-    environment: account.environment,
-    description: account.description,
-    intendedScope: account.intendedScope,
-    businessOwner: account.businessOwner,
-    technicalOwner: account.technicalOwner,
-    allowedScopes: account.allowedScopes,
-    boundaries: account.boundaries,
-    allowedCidrs: account.allowedCidrs,
-    abuseDetection: account.abuseDetection,
-    rotationPolicy: account.rotationPolicy,
-    // Only the URL, as the API shows it: whatever else delivery holds is not for answers.
-    secretDelivery: account.secretDelivery ? { url: account.secretDelivery.url } : null,
-    status: account.status,
-    activeKeyCount: state.activeKeyCount,
-    createdAt: account.createdAt.toISOString(),
-    updatedAt: account.updatedAt.toISOString(),
-    version: account.version,
-    keys: state.keys.map(keyStateView),
-    asOf: state.asOf.toISOString(),
-  };
-}
-
-function grantingEventView(event: AttributedGrant): GrantingEventView {
-  return {
-    position: Number(event.position),
-    streamId: event.streamId,
-    version: event.version,
-    type: event.type,
-    occurredAt: event.occurredAt.toISOString(),
-    actor: { type: event.actor.type, id: event.actor.id, name: event.actor.name },
-    reason: event.reason,
-    correlationId: event.correlationId,
-    scopes: event.scopes,
-  };
-}
-
-function accessView(scope: string, asOf: Date, items: readonly AccessAsOf<AttributedGrant>[]): AccessView {
-  return {
-    scope,
-    asOf: asOf.toISOString(),
-    items: items.map((item) => ({
-      account: { id: item.account.id, name: item.account.name, environment: item.account.environment },
-      key: {
-        id: item.key.id,
-        prefix: item.key.prefix,
-        name: item.key.name,
-        status: item.status,
-        expiresAt: item.key.expiresAt,
-        graceEndsAt: item.key.graceEndsAt,
-      },
-      matchingScopes: item.matchingScopes,
-      grantedBy: {
-        ceiling: item.grantedBy.ceiling.map(grantingEventView),
-        key: item.grantedBy.key.map(grantingEventView),
-      },
-    })),
-  };
 }
 
 // ---- the text a person reads ----
