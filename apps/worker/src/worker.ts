@@ -1,14 +1,15 @@
-import { Worker, type Processor } from 'bullmq';
+import { MetricsTime, Worker, type Processor } from 'bullmq';
 import type Redis from 'ioredis';
 import type { Logger } from 'pino';
 import type { KeywardConfig } from '@keyward/config';
 import { systemClock, type Clock } from '@keyward/core';
 import { createDb, type Db } from '@keyward/db';
 import { EventStore } from '@keyward/event-store';
-import { QUEUES, declareSchedules } from '@keyward/jobs';
+import { QUEUES, declareSchedules, webhooksQueue } from '@keyward/jobs';
 import { inlineProjections } from '@keyward/projections';
-import { closeRedis, createRedis, workerConnection } from '@keyward/redis';
+import { closeRedis, createRedis, producerConnection, workerConnection } from '@keyward/redis';
 import { UsageCounters } from '@keyward/usage';
+import { dispatchWebhooks } from '@keyward/webhooks';
 import { projectionsProcessor } from './processors/projections.processor';
 import { usageProcessor } from './processors/usage.processor';
 import { sweepsProcessor } from './processors/sweeps.processor';
@@ -54,6 +55,18 @@ export async function startWorker(
   const commands = createRedis(config.redisUrl);
   await checkEvictionPolicy(connection, logger);
   await declareSchedules(connection, config.redisPrefix, config);
+  // What the worker appends (KeyExpired from the sweep) reaches webhooks as the API's appends do.
+  const deliveries = webhooksQueue(
+    producerConnection(config.redisUrl),
+    config.redisPrefix,
+    config.webhookRetryDelayMs,
+  );
+  store.onCommitted((events) =>
+    dispatchWebhooks(db, deliveries, events).then(
+      () => undefined,
+      (error: unknown) => logger.error({ err: error }, 'webhook deliveries could not be recorded or queued'),
+    ),
+  );
 
   const processors: [string, Processor][] = [
     [QUEUES.projections, projectionsProcessor(db)],
@@ -62,7 +75,14 @@ export async function startWorker(
     [QUEUES.sweeps, sweepsProcessor(db, store, clock)],
   ];
   const workers = processors.map(([queue, processor]) => {
-    const worker = new Worker(queue, processor, { connection, prefix: config.redisPrefix, concurrency: 1 });
+    // BullMQ counts completed and failed jobs in Redis itself (the API's /metrics reads them); a
+    // week of per-minute points, as long as failed jobs are kept.
+    const worker = new Worker(queue, processor, {
+      connection,
+      prefix: config.redisPrefix,
+      concurrency: 1,
+      metrics: { maxDataPoints: MetricsTime.ONE_WEEK },
+    });
     worker.on('completed', (job) =>
       logger.info({ queue, jobId: job.id, name: job.name, result: job.returnvalue }, 'job completed'),
     );
@@ -82,6 +102,7 @@ export async function startWorker(
     db,
     close: async () => {
       await Promise.all(workers.map((w) => w.close()));
+      await deliveries.close();
       await db.destroy();
       await closeRedis(commands);
       await closeRedis(connection);

@@ -1,6 +1,8 @@
+import type { Queue } from 'bullmq';
 import { sql } from 'kysely';
 import type { Db } from '@keyward/db';
 import type { RecordedEvent } from '@keyward/event-store';
+import { JOB, type DeliverWebhookJob } from '@keyward/jobs';
 import { buildPayload, deliveryId } from './payload';
 import { webhookEventName } from './webhook.events';
 
@@ -48,4 +50,27 @@ export async function recordDeliveries(db: Db, events: readonly RecordedEvent[])
     .onConflict((oc) => oc.column('id').doNothing())
     .execute();
   return rows.map((row) => row.id);
+}
+
+/**
+ * The after-commit step of every process that appends (the API, and the worker's sweeps): record
+ * the deliveries the committed events call for, then queue one job per delivery (job id =
+ * delivery id, so a repeat adds nothing). Throws when either fails; the caller logs it, and the
+ * change stands.
+ */
+export async function dispatchWebhooks(
+  db: Db,
+  queue: Queue<DeliverWebhookJob>,
+  events: readonly RecordedEvent[],
+): Promise<number> {
+  const ids = await recordDeliveries(db, events);
+  if (ids.length === 0) return 0;
+  await queue.addBulk(
+    ids.map((deliveryId) => ({
+      name: JOB.deliverWebhook,
+      data: { deliveryId },
+      opts: { jobId: deliveryId },
+    })),
+  );
+  return ids.length;
 }

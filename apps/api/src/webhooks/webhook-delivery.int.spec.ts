@@ -1,7 +1,9 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
-import { WEBHOOK_ATTEMPTS } from '@keyward/jobs';
+import { Queue } from 'bullmq';
+import { JOB, QUEUES, WEBHOOK_ATTEMPTS } from '@keyward/jobs';
+import { producerConnection } from '@keyward/redis';
 import { verifySignature } from '@keyward/webhooks';
 import {
   bearer,
@@ -34,7 +36,10 @@ const answers = new Map<string, number[]>();
 
 beforeAll(async () => {
   api = await startTestApi({ KEYWARD_WEBHOOK_ALLOW_PRIVATE: 'true', KEYWARD_WEBHOOK_RETRY_DELAY_MS: '20' });
-  worker = await startWorker(api.config, pino({ level: 'silent' }));
+  // The worker decides on the test's clock (the expiry sweep), and runs its sweep only when asked.
+  worker = await startWorker({ ...api.config, sweepCron: '0 0 1 1 *' }, pino({ level: 'silent' }), {
+    clock: api.clock,
+  });
   receiver = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -167,4 +172,51 @@ it('marks a delivery failed after every attempt failed, keeping the last status 
     deliveredAt: null,
   });
   expect(received.filter((r) => r.path === '/down')).toHaveLength(WEBHOOK_ATTEMPTS);
+});
+
+it("delivers key.expired for a key the worker's expiry sweep expired (the worker's appends dispatch too)", async () => {
+  const t = await createTenant(api, 'whd-expired');
+  const auth = bearer(t.admin);
+  const hook = await api.http
+    .post('/v1/webhooks')
+    .set(auth)
+    .send({ url: `${base}/expired`, events: ['key.expired'] })
+    .expect(201);
+  const account = await api.http
+    .post('/v1/service-accounts')
+    .set(auth)
+    .send({
+      name: 'whd-expired-bot',
+      environment: 'development',
+      businessOwner: 'o',
+      technicalOwner: 'p',
+      allowedScopes: ['a:read'],
+    })
+    .expect(201);
+  const key = await api.http
+    .post(`/v1/service-accounts/${account.body.id}/keys`)
+    .set(auth)
+    .send({ name: 'k', scopes: ['a:read'], expiresInDays: 1 })
+    .expect(201);
+  api.clock.advance(2 * 24 * 3600 * 1000);
+  const sweeps = new Queue(QUEUES.sweeps, {
+    connection: producerConnection(api.config.redisUrl),
+    prefix: api.config.redisPrefix,
+  });
+  try {
+    await sweeps.add(JOB.expireKeys, {});
+  } finally {
+    await sweeps.close();
+  }
+  const [delivery] = await settledDeliveries(auth, hook.body.id as string);
+  expect(delivery).toEqual(expect.objectContaining({ event: 'key.expired', status: 'succeeded' }));
+  const got = received.filter((r) => r.path === '/expired');
+  expect(got).toHaveLength(1);
+  expect(JSON.parse(got[0]!.body)).toEqual(
+    expect.objectContaining({
+      type: 'key.expired',
+      tenantId: 'whd-expired',
+      data: { streamId: key.body.id },
+    }),
+  );
 });

@@ -4,9 +4,9 @@ import { PinoLogger } from 'nestjs-pino';
 import { CONFIG, type KeywardConfig } from '@keyward/config';
 import { DB, type Db } from '@keyward/db';
 import { EventStore, type RecordedEvent } from '@keyward/event-store';
-import { JOB, webhooksQueue, type DeliverWebhookJob } from '@keyward/jobs';
+import { webhooksQueue, type DeliverWebhookJob } from '@keyward/jobs';
 import { producerConnection } from '@keyward/redis';
-import { WebhooksModule, recordDeliveries } from '@keyward/webhooks';
+import { WebhooksModule, dispatchWebhooks } from '@keyward/webhooks';
 import { WebhooksController } from './webhooks.controller';
 
 export const WEBHOOKS_QUEUE = Symbol('WEBHOOKS_QUEUE');
@@ -35,15 +35,7 @@ export class WebhookDispatch implements OnModuleInit, OnApplicationShutdown {
 
   async committed(events: readonly RecordedEvent[]): Promise<void> {
     try {
-      const ids = await recordDeliveries(this.db, events);
-      if (ids.length === 0) return;
-      await this.queue.addBulk(
-        ids.map((deliveryId) => ({
-          name: JOB.deliverWebhook,
-          data: { deliveryId },
-          opts: { jobId: deliveryId },
-        })),
-      );
+      await dispatchWebhooks(this.db, this.queue, events);
     } catch (error) {
       this.logger.error(
         { err: error, events: events.map((e) => e.eventId) },
