@@ -18,6 +18,7 @@ import { ProblemFilter } from './http/problem.filter';
 import { HealthController } from './observability/health.controller';
 import { loggerParams } from './observability/logging';
 import { Metrics, MetricsController } from './observability/metrics';
+import { QueueMetrics } from './observability/queue-metrics';
 import { TenantsController } from './tenants/tenants.controller';
 
 export interface ApiOptions extends Omit<PlatformOptions, 'applicationName'> {
@@ -47,6 +48,7 @@ export class AppModule {
       controllers: [HealthController, MetricsController, TenantsController, ServiceAccountsController],
       providers: [
         Metrics,
+        QueueMetrics,
         { provide: APP_GUARD, useClass: AuthGuard },
         { provide: APP_FILTER, useClass: ProblemFilter },
       ],
