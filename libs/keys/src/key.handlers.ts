@@ -83,13 +83,16 @@ export interface IssuedKey {
   secret: string;
 }
 
-/** What key handlers share: loading keys and accounts in the caller's tenant, and appending. */
+/**
+ * What key handlers share: loading keys and accounts in the caller's tenant, and appending. The
+ * injections are declared here once; a handler without a constructor of its own inherits them.
+ */
 class KeyCommands {
   constructor(
-    protected readonly store: EventStore,
-    protected readonly reader: KeyReader,
-    protected readonly db: Db,
-    protected readonly clock: Clock,
+    @Inject(EventStore) protected readonly store: EventStore,
+    @Inject(KeyReader) protected readonly reader: KeyReader,
+    @Inject(DB) protected readonly db: Db,
+    @Inject(CLOCK) protected readonly clock: Clock,
   ) {}
 
   protected async loadKey(ctx: CommandContext, keyId: string): Promise<Key> {
@@ -176,15 +179,6 @@ class KeyCommands {
 
 @CommandHandler(IssueKeyCommand)
 export class IssueKeyHandler extends KeyCommands implements ICommandHandler<IssueKeyCommand, IssuedKey> {
-  constructor(
-    @Inject(EventStore) store: EventStore,
-    @Inject(KeyReader) reader: KeyReader,
-    @Inject(DB) db: Db,
-    @Inject(CLOCK) clock: Clock,
-  ) {
-    super(store, reader, db, clock);
-  }
-
   async execute({ ctx, accountId, input, reason }: IssueKeyCommand): Promise<IssuedKey> {
     const account = await this.loadAccount(ctx, accountId);
     const id = newId(ID_PREFIX.key);
@@ -201,15 +195,6 @@ export class IssueKeyHandler extends KeyCommands implements ICommandHandler<Issu
 
 @CommandHandler(RotateKeyCommand)
 export class RotateKeyHandler extends KeyCommands implements ICommandHandler<RotateKeyCommand, IssuedKey> {
-  constructor(
-    @Inject(EventStore) store: EventStore,
-    @Inject(KeyReader) reader: KeyReader,
-    @Inject(DB) db: Db,
-    @Inject(CLOCK) clock: Clock,
-  ) {
-    super(store, reader, db, clock);
-  }
-
   async execute({ ctx, keyId, graceSeconds, reason, expectedVersion }: RotateKeyCommand): Promise<IssuedKey> {
     const old = await this.loadKey(ctx, keyId);
     assertKeyVersion(old, expectedVersion);
@@ -233,15 +218,6 @@ export class RotateKeyHandler extends KeyCommands implements ICommandHandler<Rot
 
 @CommandHandler(RevokeKeyCommand)
 export class RevokeKeyHandler extends KeyCommands implements ICommandHandler<RevokeKeyCommand, string> {
-  constructor(
-    @Inject(EventStore) store: EventStore,
-    @Inject(KeyReader) reader: KeyReader,
-    @Inject(DB) db: Db,
-    @Inject(CLOCK) clock: Clock,
-  ) {
-    super(store, reader, db, clock);
-  }
-
   async execute({ ctx, keyId, reason, emergency, expectedVersion }: RevokeKeyCommand): Promise<string> {
     const key = await this.loadKey(ctx, keyId);
     assertKeyVersion(key, expectedVersion);
@@ -258,15 +234,6 @@ export class RevokeAccountKeysHandler
   extends KeyCommands
   implements ICommandHandler<RevokeAccountKeysCommand, string[]>
 {
-  constructor(
-    @Inject(EventStore) store: EventStore,
-    @Inject(KeyReader) reader: KeyReader,
-    @Inject(DB) db: Db,
-    @Inject(CLOCK) clock: Clock,
-  ) {
-    super(store, reader, db, clock);
-  }
-
   /** Break-glass: every live key of the account in one commit. Answers the revoked keys' ids. */
   async execute({ ctx, accountId, reason }: RevokeAccountKeysCommand): Promise<string[]> {
     const account = await this.loadAccount(ctx, accountId);
@@ -292,15 +259,6 @@ export class RevokeAccountKeysHandler
 
 @CommandHandler(ChangePolicyCommand)
 export class ChangePolicyHandler extends KeyCommands implements ICommandHandler<ChangePolicyCommand, void> {
-  constructor(
-    @Inject(EventStore) store: EventStore,
-    @Inject(KeyReader) reader: KeyReader,
-    @Inject(DB) db: Db,
-    @Inject(CLOCK) clock: Clock,
-  ) {
-    super(store, reader, db, clock);
-  }
-
   async execute({ ctx, changes, reason, expectedVersion }: ChangePolicyCommand): Promise<void> {
     const tenantId = tenantOf(ctx.caller);
     const { policy, version } = await this.reader.policy(tenantId);
