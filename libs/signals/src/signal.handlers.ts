@@ -130,8 +130,8 @@ export class RaiseSignalHandler implements ICommandHandler<RaiseSignalCommand, R
 /** What acknowledge and resolve share: the signal, folded from its stream, in the caller's tenant. */
 class SignalCommands {
   constructor(
-    protected readonly store: EventStore,
-    protected readonly reader: SignalReader,
+    @Inject(EventStore) protected readonly store: EventStore,
+    @Inject(SignalReader) protected readonly reader: SignalReader,
   ) {}
 
   protected async load(ctx: CommandContext, signalId: string): Promise<Signal> {
@@ -155,10 +155,6 @@ export class AcknowledgeSignalHandler
   extends SignalCommands
   implements ICommandHandler<AcknowledgeSignalCommand>
 {
-  constructor(@Inject(EventStore) store: EventStore, @Inject(SignalReader) reader: SignalReader) {
-    super(store, reader);
-  }
-
   async execute({ ctx, signalId, note }: AcknowledgeSignalCommand): Promise<void> {
     const signal = await this.load(ctx, signalId);
     await this.append(ctx, signal, decideAcknowledge(signal, note), note);
@@ -167,10 +163,6 @@ export class AcknowledgeSignalHandler
 
 @CommandHandler(ResolveSignalCommand)
 export class ResolveSignalHandler extends SignalCommands implements ICommandHandler<ResolveSignalCommand> {
-  constructor(@Inject(EventStore) store: EventStore, @Inject(SignalReader) reader: SignalReader) {
-    super(store, reader);
-  }
-
   async execute({ ctx, signalId, note, auto }: ResolveSignalCommand): Promise<void> {
     const signal = await this.load(ctx, signalId);
     await this.append(ctx, signal, decideResolve(signal, note, auto), note);
