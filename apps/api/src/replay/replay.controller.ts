@@ -1,9 +1,10 @@
 import { Controller, Get, Inject, Param, Query } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { tenantOf, type CommandContext } from '@keyward/auth';
-import { CLOCK, NotFound, type Clock } from '@keyward/core';
+import { CLOCK, NotFound, ValidationFailed, decodeCursor, encodeCursor, type Clock } from '@keyward/core';
 import { ReplayReader, resolveAsOf } from '@keyward/replay';
 import { Access } from '../auth/access.decorator';
+import { DEFAULT_PAGE_SIZE } from '../http/page.query';
 import { Ctx } from '../http/request-context';
 import { AccessQuery, StateQuery } from './replay.dto';
 import { accessView, accountStateView } from './replay.mapping';
@@ -53,9 +54,28 @@ export class ReplayController {
   })
   @ApiOkResponse({ type: AccessView })
   async access(@Ctx() ctx: CommandContext, @Query() query: AccessQuery): Promise<AccessView> {
-    const asOf = this.asOf(query.asOf);
+    // A cursor carries the first page's time, so the pages of one listing answer for one instant
+    // even when that instant was "now".
+    const cursor = query.cursor === undefined ? null : decodeCursor(query.cursor);
+    const asOf = cursor ? new Date(cursor.createdAt) : this.asOf(query.asOf);
     const items = await this.replay.accessAsOf(tenantOf(ctx.caller), query.scope, asOf);
-    return accessView(query.scope, asOf, items);
+    let start = 0;
+    if (cursor) {
+      start = items.findIndex((item) => item.key.id === cursor.id) + 1;
+      if (start === 0) {
+        throw new ValidationFailed('the cursor is not valid', [
+          { field: 'cursor', message: 'is not a cursor this listing returned' },
+        ]);
+      }
+    }
+    const limit = query.limit ?? DEFAULT_PAGE_SIZE;
+    const page = items.slice(start, start + limit);
+    const last = page.at(-1);
+    const nextCursor =
+      start + limit < items.length && last
+        ? encodeCursor({ createdAt: asOf.toISOString(), id: last.key.id })
+        : null;
+    return accessView(query.scope, asOf, page, nextCursor);
   }
 
   private asOf(requested: string | undefined): Date {

@@ -2,6 +2,7 @@ import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsOptional, IsString, Matches, MaxLength, ValidateBy } from 'class-validator';
 import { SCOPE } from '@keyward/accounts';
 import { isInstant } from '@keyward/replay';
+import { PageQuery } from '../http/page.query';
 
 function IsInstant(): PropertyDecorator {
   return ValidateBy({
@@ -28,7 +29,7 @@ export class StateQuery {
   asOf?: string;
 }
 
-export class AccessQuery {
+export class AccessQuery extends PageQuery {
   @ApiProperty({
     example: 'tickets:read',
     description:

@@ -713,6 +713,48 @@ describe('GET /v1/access?scope=&asOf=', () => {
     { name: 'after the deletion', when: () => at(w.t.deleted, 30 * MINUTE), keys: [] },
   ];
 
+  it('pages by limit and cursor, every page answering for the first page’s time', async () => {
+    const when = at(w.t.graceEnds, -1);
+    const whole = await accessAt('tickets:read', when);
+    expect(whole.items.length).toBeGreaterThanOrEqual(3);
+    expect((whole as AccessAnswer & { nextCursor: unknown }).nextCursor).toBeNull();
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const query: Record<string, string> = { scope: 'tickets:read', limit: '1' };
+      // Only the first page names the time: the cursor carries it on.
+      if (cursor) query.cursor = cursor;
+      else query.asOf = when.toISOString();
+      const res = await accessRequest(query).expect(200);
+      expect(res.body.asOf).toBe(when.toISOString());
+      expect(res.body.items).toHaveLength(1);
+      seen.push(...keyIdsOf(res.body as AccessAnswer));
+      cursor = res.body.nextCursor as string | null;
+      pages++;
+    } while (cursor && pages < 10);
+    expect(seen).toEqual(keyIdsOf(whole));
+    expect(pages).toBe(whole.items.length);
+  });
+
+  it('answers 400 for a limit out of range and a cursor this listing did not return', async () => {
+    expectProblem(await accessRequest({ scope: 'tickets:read', limit: '0' }), 400, 'VALIDATION_FAILED');
+    expectProblem(await accessRequest({ scope: 'tickets:read', limit: '201' }), 400, 'VALIDATION_FAILED');
+    expectProblem(
+      await accessRequest({ scope: 'tickets:read', cursor: 'nonsense' }),
+      400,
+      'VALIDATION_FAILED',
+    );
+    const first = await accessRequest({
+      scope: 'tickets:read',
+      asOf: at(w.t.graceEnds, -1).toISOString(),
+      limit: '1',
+    }).expect(200);
+    // A cursor of tickets:read names a key that billing:read's listing does not hold.
+    const foreign = await accessRequest({ scope: 'billing:read', cursor: first.body.nextCursor as string });
+    expectProblem(foreign, 400, 'VALIDATION_FAILED');
+  });
+
   it.each(ticketsRead)('tickets:read $name', async (c) => {
     const answer = await accessAt('tickets:read', c.when());
     expect(answer.scope).toBe('tickets:read');

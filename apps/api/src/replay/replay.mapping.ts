@@ -78,8 +78,10 @@ export function accessView(
   scope: string,
   asOf: Date,
   items: readonly AccessAsOf<AttributedGrant>[],
+  nextCursor: string | null = null,
 ): AccessView {
   return {
+    nextCursor,
     scope,
     asOf: asOf.toISOString(),
     items: items.map((item) => ({

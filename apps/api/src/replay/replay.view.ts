@@ -134,4 +134,10 @@ export class AccessView {
     description: 'every key that could have used the scope then, by account name, then oldest key first',
   })
   items!: AccessItemView[];
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    description: 'the next page; it carries the asOf of the first page, so every page answers for one time',
+  })
+  nextCursor!: string | null;
 }
