@@ -8,7 +8,15 @@ import type { Db } from '@keyward/db';
 import { EventStore, type NewEvent } from '@keyward/event-store';
 import { findProjection, inlineProjections, rebuildProjection } from '@keyward/projections';
 import { ReplayReader } from '@keyward/replay';
-import { BENCH_METADATA, benchAccountCreated, benchDatabase, seedTenant, timed } from './support';
+import {
+  BENCH_METADATA,
+  benchAccountCreated,
+  benchDatabase,
+  seedTenant,
+  timed,
+  round,
+  elapsed,
+} from './support';
 
 /**
  * `npm run bench -- replay`: the incident-response reads, against a plain read of the same rows.
@@ -225,13 +233,4 @@ function report(figures: Figure[]): string {
       .join('  ')
       .trimEnd();
   return [line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
-}
-
-function round(value: number, digits: number): number {
-  const f = 10 ** digits;
-  return Math.round(value * f) / f;
-}
-
-function elapsed(since: number): string {
-  return `${((Date.now() - since) / 1000).toFixed(1)} s`;
 }

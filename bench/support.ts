@@ -421,3 +421,13 @@ export async function timed<T>(run: () => Promise<T>): Promise<{ result: T; ms: 
   const result = await run();
   return { result, ms: Number(process.hrtime.bigint() - started) / 1e6 };
 }
+
+export function round(value: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+}
+
+/** Seconds since `since`, for progress lines. */
+export function elapsed(since: number): string {
+  return `${((Date.now() - since) / 1000).toFixed(1)} s`;
+}

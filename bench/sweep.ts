@@ -16,7 +16,15 @@ import {
   sweepExpiredKeys,
 } from '@keyward/keys';
 import { inlineProjections } from '@keyward/projections';
-import { BENCH_METADATA, benchAccountCreated, benchDatabase, seedTenant, timed } from './support';
+import {
+  BENCH_METADATA,
+  benchAccountCreated,
+  benchDatabase,
+  seedTenant,
+  timed,
+  round,
+  elapsed,
+} from './support';
 
 /**
  * `npm run bench -- sweep`: the expiry sweep over 100,000 keys past their expiry, against a plain
@@ -147,13 +155,4 @@ async function readCandidates(db: Db, now: Date): Promise<number> {
     count += rows.length;
     after = rows[rows.length - 1].id;
   }
-}
-
-function round(value: number, digits: number): number {
-  const f = 10 ** digits;
-  return Math.round(value * f) / f;
-}
-
-function elapsed(since: number): string {
-  return `${((Date.now() - since) / 1000).toFixed(1)} s`;
 }

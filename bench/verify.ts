@@ -20,6 +20,8 @@ import {
   table,
   type LoadSettings,
   type ServerLog,
+  round,
+  elapsed,
 } from './support';
 
 /**
@@ -470,13 +472,4 @@ function snapshot(log: ServerLog): ServerLog {
 
 function range(n: number): number[] {
   return Array.from({ length: n }, (_, i) => i);
-}
-
-function round(value: number, digits: number): number {
-  const f = 10 ** digits;
-  return Math.round(value * f) / f;
-}
-
-function elapsed(since: number): string {
-  return `${((Date.now() - since) / 1000).toFixed(1)} s`;
 }
