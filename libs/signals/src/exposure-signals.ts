@@ -3,7 +3,7 @@ import type { StreamAppend } from '@keyward/event-store';
 import type { Exposure, ExposureFollowUp, Key } from '@keyward/keys';
 import { decideRaise, signalSubject, type RaiseSignal } from './signal';
 import { SIGNAL_ID_PREFIX } from './signal.events';
-import { signalAppend } from './signal.handlers';
+import { signalAppend } from './raise-signals';
 import type { SignalReader } from './signal.reader';
 
 /** API.md "Keys": an exposure report raises KEY_EXPOSED on the key. Never the raw key: where it was found. */

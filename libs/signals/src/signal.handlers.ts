@@ -1,39 +1,19 @@
 import { Inject } from '@nestjs/common';
 import { CommandHandler, type ICommandHandler } from '@nestjs/cqrs';
-import { ID_PREFIX, NotFound, isId, isUniqueViolation, newId } from '@keyward/core';
+import { ID_PREFIX, NotFound, isId } from '@keyward/core';
 import { metadataFor, tenantOf, type CommandContext } from '@keyward/auth';
 import { DB, type Db } from '@keyward/db';
-import { EventStore, StreamVersionConflict, type StreamAppend } from '@keyward/event-store';
-import {
-  decideAcknowledge,
-  decideRaise,
-  decideResolve,
-  foldSignal,
-  signalSubject,
-  type RaiseSignal,
-  type Signal,
-  type SignalAccount,
-  type SignalFact,
-} from './signal';
-import { SIGNAL_ID_PREFIX, SIGNAL_STREAM, type SignalEvent } from './signal.events';
+import { EventStore } from '@keyward/event-store';
+import { raiseSignals, signalAppend, type RaiseResult } from './raise-signals';
+import { decideAcknowledge, decideResolve, foldSignal, type RaiseSignal, type Signal, type SignalFact } from './signal';
+import type { SignalEvent } from './signal.events';
 import { SignalReader } from './signal.reader';
-
-/**
- * Raises that lose a race (to open the signal, or to count it) look again and count the winner.
- * Each lost race means another raiser committed, so this bounds how many may pile up at once.
- */
-const RAISE_ATTEMPTS = 20;
 
 export class RaiseSignalCommand {
   constructor(
     readonly ctx: CommandContext,
     readonly raise: Omit<RaiseSignal, 'tenantId'>,
   ) {}
-}
-
-export interface RaiseResult {
-  outcome: 'raised' | 'counted' | 'suppressed';
-  signalId: string | null;
 }
 
 export class AcknowledgeSignalCommand {
@@ -53,57 +33,27 @@ export class ResolveSignalCommand {
   ) {}
 }
 
-/** The append for one raise decision, or none when the account does not take such signals. */
-export function signalAppend(
-  tenantId: string,
-  decision: { signalId: string; expectedVersion: number; events: SignalEvent[] },
-): StreamAppend {
-  return {
-    tenantId,
-    streamId: decision.signalId,
-    streamType: SIGNAL_STREAM,
-    expectedVersion: decision.expectedVersion,
-    events: decision.events,
-  };
-}
-
-/** A raise lost to a concurrent one: the other opened the signal, or counted it first. */
-function lostRace(error: unknown): boolean {
-  return error instanceof StreamVersionConflict || isUniqueViolation(error, 'signals_unresolved');
-}
-
 @CommandHandler(RaiseSignalCommand)
 export class RaiseSignalHandler implements ICommandHandler<RaiseSignalCommand, RaiseResult> {
   constructor(
     @Inject(EventStore) private readonly store: EventStore,
-    @Inject(SignalReader) private readonly reader: SignalReader,
     @Inject(DB) private readonly db: Db,
   ) {}
 
   async execute({ ctx, raise: input }: RaiseSignalCommand): Promise<RaiseResult> {
-    const tenantId = tenantOf(ctx.caller);
-    const raise: RaiseSignal = { ...input, tenantId };
-    const account = await this.loadSubject(raise);
-    for (let attempt = 1; ; attempt++) {
-      const current = await this.reader.unresolved(tenantId, raise.type, signalSubject(raise));
-      const decision = decideRaise(current, raise, account, newId(SIGNAL_ID_PREFIX));
-      if (decision.outcome === 'suppressed') return { outcome: 'suppressed', signalId: null };
-      try {
-        await this.store.append([signalAppend(tenantId, decision)], metadataFor(ctx, null));
-        return { outcome: decision.outcome, signalId: decision.signalId };
-      } catch (error) {
-        if (!lostRace(error) || attempt >= RAISE_ATTEMPTS) throw error;
-      }
-    }
+    const raise: RaiseSignal = { ...input, tenantId: tenantOf(ctx.caller) };
+    await this.assertSubject(raise);
+    const [result] = await raiseSignals(this.db, this.store, [raise], metadataFor(ctx, null));
+    return result;
   }
 
   /** The account (and key, when named) in the caller's tenant; 404 otherwise. */
-  private async loadSubject(raise: RaiseSignal): Promise<SignalAccount> {
+  private async assertSubject(raise: RaiseSignal): Promise<void> {
     const notFound = () => new NotFound(`no service account ${raise.serviceAccountId}`);
     if (!isId(raise.serviceAccountId, ID_PREFIX.serviceAccount)) throw notFound();
     const row = await this.db
       .selectFrom('service_accounts')
-      .select(['environment', 'abuse_detection'])
+      .select('id')
       .where('tenant_id', '=', raise.tenantId)
       .where('id', '=', raise.serviceAccountId)
       .executeTakeFirst();
@@ -120,10 +70,6 @@ export class RaiseSignalHandler implements ICommandHandler<RaiseSignalCommand, R
           .executeTakeFirst());
       if (!key) throw new NotFound(`no key ${raise.keyId} on service account ${raise.serviceAccountId}`);
     }
-    return {
-      environment: row.environment as SignalAccount['environment'],
-      abuseDetection: row.abuse_detection,
-    };
   }
 }
 

@@ -21,29 +21,35 @@ export const signalsProjection: InlineProjection = {
   name: 'signals',
   tables: ['signals'],
   async apply(trx: Transaction<Database>, events: readonly PendingEvent[]): Promise<void> {
-    const states = new Map<string, Signal | null>();
-    for (const event of events) {
-      if (event.streamType !== SIGNAL_STREAM || !isSignalEvent(event)) continue;
-      if (!states.has(event.streamId)) {
-        const row = await trx
-          .selectFrom('signals')
-          .selectAll()
-          .where('id', '=', event.streamId)
-          .executeTakeFirst();
-        states.set(event.streamId, row ? signalFromRow(row) : null);
-      }
+    const facts = events.filter((e) => e.streamType === SIGNAL_STREAM && isSignalEvent(e));
+    if (facts.length === 0) return;
+    // One read and one upsert for the whole append: a sweep raises hundreds of signals at once.
+    const ids = [...new Set(facts.map((e) => e.streamId))];
+    const rows = await trx.selectFrom('signals').selectAll().where('id', 'in', ids).execute();
+    const states = new Map<string, Signal | null>(rows.map((row) => [row.id, signalFromRow(row)]));
+    for (const event of facts) {
       const fact = { type: event.type, data: event.data, occurredAt: event.occurredAt } as SignalFact;
-      states.set(event.streamId, evolveSignal(states.get(event.streamId)!, fact));
+      states.set(event.streamId, evolveSignal(states.get(event.streamId) ?? null, fact));
     }
-    for (const state of states.values()) {
-      if (!state) continue;
-      const row = signalRow(state);
-      await trx
-        .insertInto('signals')
-        .values(row)
-        .onConflict((oc) => oc.column('id').doUpdateSet(row))
-        .execute();
-    }
+    const changed = ids.map((id) => signalRow(states.get(id)!));
+    await trx
+      .insertInto('signals')
+      .values(changed)
+      .onConflict((oc) =>
+        oc.column('id').doUpdateSet((eb) => ({
+          status: eb.ref('excluded.status'),
+          detail: eb.ref('excluded.detail'),
+          count: eb.ref('excluded.count'),
+          last_seen_at: eb.ref('excluded.last_seen_at'),
+          acknowledged_at: eb.ref('excluded.acknowledged_at'),
+          acknowledged_note: eb.ref('excluded.acknowledged_note'),
+          resolved_at: eb.ref('excluded.resolved_at'),
+          resolved_note: eb.ref('excluded.resolved_note'),
+          auto_resolved: eb.ref('excluded.auto_resolved'),
+          version: eb.ref('excluded.version'),
+        })),
+      )
+      .execute();
   },
 };
 
