@@ -6,6 +6,9 @@ import * as m0004 from './0004_usage';
 import * as m0005 from './0005_replay';
 import * as m0006 from './0006_signals';
 import * as m0007 from './0007_webhooks';
+import * as m0008 from './0008_secret_delivery';
+import * as m0009 from './0009_usage_evaluation';
+import * as m0010 from './0010_key_rotation_delivery';
 
 /** Every migration, by name; names sort in the order they apply. */
 export const migrations: Record<string, Migration> = {
@@ -16,4 +19,7 @@ export const migrations: Record<string, Migration> = {
   '0005_replay': m0005,
   '0006_signals': m0006,
   '0007_webhooks': m0007,
+  '0008_secret_delivery': m0008,
+  '0009_usage_evaluation': m0009,
+  '0010_key_rotation_delivery': m0010,
 };

@@ -275,7 +275,10 @@ it('two workers on one Redis run each scheduled sweep once, and both take runs',
     expect(stamps.every((ms) => Number.isInteger(ms) && ms % 1000 === 0)).toBe(true);
     // No scheduled time was enqueued twice, and no run was taken twice, by one worker or two.
     expect(new Set(stamps).size).toBe(stamps.length);
-    expect(taken.map((t) => t.jobId).sort()).toEqual([...ids].sort());
+    // (The hygiene sweep and the delivery re-queue share the queue and the cron; this is about
+    // the expiry sweep's runs.)
+    const expiryRuns = taken.filter((t) => t.jobId.startsWith('repeat:expiry-sweep:'));
+    expect(expiryRuns.map((t) => t.jobId).sort()).toEqual([...ids].sort());
     expect(await queue.getJobs(['failed', 'active', 'waiting'])).toEqual([]);
     // The two held runs raced for the same keys: one wrote, the other met the versions it read
     // moved and wrote nothing; later runs found nothing to do.

@@ -5,13 +5,26 @@ import type { KeywardConfig } from '@keyward/config';
 import { systemClock, type Clock } from '@keyward/core';
 import { createDb, type Db } from '@keyward/db';
 import { EventStore } from '@keyward/event-store';
-import { QUEUES, declareSchedules, webhooksQueue } from '@keyward/jobs';
+import { secretDeliverySigningSecret } from '@keyward/accounts';
+import { rotationJobFailed, type RotationScheduler } from '@keyward/hygiene';
+import {
+  JOB,
+  QUEUES,
+  declareSchedules,
+  rotateKeyJobId,
+  rotationsQueue,
+  webhooksQueue,
+  type RotateKeyJob,
+} from '@keyward/jobs';
 import { inlineProjections } from '@keyward/projections';
 import { closeRedis, createRedis, producerConnection, workerConnection } from '@keyward/redis';
+import { publishKeyInvalidations } from '@keyward/keys';
 import { UsageCounters } from '@keyward/usage';
-import { dispatchWebhooks } from '@keyward/webhooks';
+import { SecretBox, dispatchWebhooks } from '@keyward/webhooks';
 import { projectionsProcessor } from './processors/projections.processor';
 import { usageProcessor } from './processors/usage.processor';
+import { rotationsProcessor } from './processors/rotations.processor';
+import { signalsProcessor } from './processors/signals.processor';
 import { sweepsProcessor } from './processors/sweeps.processor';
 import { webhooksProcessor } from './processors/webhooks.processor';
 
@@ -21,6 +34,11 @@ export interface KeywardWorker {
   /** Lets running jobs finish, then closes every connection (SIGTERM). */
   close(): Promise<void>;
 }
+
+/** One POST of a new secret: as long as a webhook delivery may take. */
+const SECRET_DELIVERY_TIMEOUT_MS = 10_000;
+/** POSTs before a scheduled rotation gives up and revokes the undelivered key. */
+const SECRET_DELIVERY_ATTEMPTS = 5;
 
 /** BullMQ loses jobs when Redis may evict keys; say so at start rather than after a lost job. */
 export async function checkEvictionPolicy(redis: Redis, logger: Logger): Promise<string | undefined> {
@@ -61,6 +79,18 @@ export async function startWorker(
     config.redisPrefix,
     config.webhookRetryDelayMs,
   );
+  // What the worker revokes (unused keys, undelivered replacements) leaves every API instance's
+  // verify cache at once, as the API's own changes do.
+  store.onCommitted((events) =>
+    publishKeyInvalidations(commands, config.redisPrefix, events).then(
+      () => undefined,
+      (error: unknown) =>
+        logger.warn(
+          { err: error },
+          'could not publish key invalidations; caches catch up within their lifetime',
+        ),
+    ),
+  );
   store.onCommitted((events) =>
     dispatchWebhooks(db, deliveries, events).then(
       () => undefined,
@@ -68,11 +98,34 @@ export async function startWorker(
     ),
   );
 
+  // The hygiene sweep hands due keys of auto-rotating accounts to the rotations queue; the job
+  // id names the key and the version seen, so a sweep a minute later adds nothing.
+  const rotateQueue = rotationsQueue(producerConnection(config.redisUrl), config.redisPrefix);
+  const rotations: RotationScheduler = {
+    schedule: async (jobs) => {
+      await rotateQueue.addBulk(
+        jobs.map((data) => ({ name: JOB.rotateKey, data, opts: { jobId: rotateKeyJobId(data) } })),
+      );
+    },
+  };
+  const box = new SecretBox(config.encryptionKey);
+  const secretDelivery = {
+    signingSecret: (tenantId: string, accountId: string) =>
+      secretDeliverySigningSecret(db, box, tenantId, accountId),
+    allowPrivate: config.webhookAllowPrivate,
+    timeoutMs: SECRET_DELIVERY_TIMEOUT_MS,
+    attempts: SECRET_DELIVERY_ATTEMPTS,
+    // Secret deliveries back off as webhook deliveries do (KEYWARD_WEBHOOK_RETRY_DELAY_MS).
+    retryDelayMs: config.webhookRetryDelayMs,
+  };
+
   const processors: [string, Processor][] = [
     [QUEUES.projections, projectionsProcessor(db)],
     [QUEUES.usage, usageProcessor(db, new UsageCounters(commands, config.redisPrefix))],
     [QUEUES.webhooks, webhooksProcessor(db, config)],
-    [QUEUES.sweeps, sweepsProcessor(db, store, clock)],
+    [QUEUES.sweeps, sweepsProcessor(db, store, clock, rotations, deliveries)],
+    [QUEUES.signals, signalsProcessor(db, store, clock)],
+    [QUEUES.rotations, rotationsProcessor(db, store, clock, secretDelivery)],
   ];
   const workers = processors.map(([queue, processor]) => {
     // BullMQ counts completed and failed jobs in Redis itself (the API's /metrics reads them); a
@@ -86,12 +139,18 @@ export async function startWorker(
     worker.on('completed', (job) =>
       logger.info({ queue, jobId: job.id, name: job.name, result: job.returnvalue }, 'job completed'),
     );
-    worker.on('failed', (job, error) =>
+    worker.on('failed', (job, error) => {
       logger.error(
         { queue, jobId: job?.id, name: job?.name, attempts: job?.attemptsMade, err: error },
         'job failed',
-      ),
-    );
+      );
+      // A rotation that failed its last attempt is the account's problem to know about: a signal.
+      if (queue === QUEUES.rotations && job && job.attemptsMade >= (job.opts.attempts ?? 1)) {
+        rotationJobFailed(db, store, job.data as RotateKeyJob, error.message, `rotation-${job.id}`).catch(
+          (err: unknown) => logger.error({ err, jobId: job.id }, 'could not raise ROTATION_FAILED'),
+        );
+      }
+    });
     worker.on('error', (error) => logger.error({ queue, err: error }, 'worker error'));
     return worker;
   });
@@ -103,6 +162,7 @@ export async function startWorker(
     close: async () => {
       await Promise.all(workers.map((w) => w.close()));
       await deliveries.close();
+      await rotateQueue.close();
       await db.destroy();
       await closeRedis(commands);
       await closeRedis(connection);

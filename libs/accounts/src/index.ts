@@ -9,3 +9,4 @@ export * from './service-account.repository';
 export * from './service-account.handlers';
 export * from './accounts.module';
 export * from './account-keys';
+export * from './secret-delivery';

@@ -25,17 +25,32 @@ import {
 import type { ServiceAccountEvent } from './service-account.events';
 import { ServiceAccountReader } from './service-account.reader';
 import { ServiceAccountRepository } from './service-account.repository';
+import { SecretDeliverySecrets, recordingSecretDelivery } from './secret-delivery';
 
-/** Each handler: load the account, check If-Match, decide, append. Every one answers the account's id. */
+/**
+ * Each handler: load the account, check If-Match, decide, append. Every one answers the account's
+ * id; create and update also the signing secret a `secretDelivery` they set was given.
+ */
+
+/** What a create or change answers: the account's id and, when it set `secretDelivery`, its new signing secret. */
+export interface ServiceAccountWritten {
+  id: string;
+  /** Leaves Keyward only in this answer. */
+  signingSecret: string | null;
+}
 
 @CommandHandler(CreateServiceAccount)
-export class CreateServiceAccountHandler implements ICommandHandler<CreateServiceAccount, string> {
+export class CreateServiceAccountHandler implements ICommandHandler<
+  CreateServiceAccount,
+  ServiceAccountWritten
+> {
   constructor(
     @Inject(ServiceAccountRepository) private readonly repository: ServiceAccountRepository,
     @Inject(ServiceAccountReader) private readonly reader: ServiceAccountReader,
+    @Inject(SecretDeliverySecrets) private readonly secrets: SecretDeliverySecrets,
   ) {}
 
-  async execute({ ctx, input }: CreateServiceAccount): Promise<string> {
+  async execute({ ctx, input }: CreateServiceAccount): Promise<ServiceAccountWritten> {
     const tenantId = tenantOf(ctx.caller);
     const id = newId(ID_PREFIX.serviceAccount);
     const grant = routeGrant({ tenantId, environment: input.environment }, input.allowedScopes ?? []);
@@ -55,31 +70,51 @@ export class CreateServiceAccountHandler implements ICommandHandler<CreateServic
       rotationPolicy: input.rotationPolicy ?? null,
       secretDelivery: input.secretDelivery ?? null,
     });
+    if (input.secretDelivery) await this.secrets.checkUrl(input.secretDelivery.url);
     if (await this.reader.nameTaken(tenantId, input.environment, input.name)) {
       throw new Conflict(`a service account named ${input.name} exists already in ${input.environment}`);
     }
-    await this.repository.append(ctx, id, 0, events, input.reason);
-    return id;
+    const issued = input.secretDelivery ? this.secrets.issue(tenantId, id) : null;
+    await this.repository.append(ctx, id, 0, events, input.reason, [], issued?.store);
+    return { id, signingSecret: issued?.signingSecret ?? null };
   }
 }
 
 @CommandHandler(UpdateServiceAccount)
-export class UpdateServiceAccountHandler implements ICommandHandler<UpdateServiceAccount, string> {
+export class UpdateServiceAccountHandler implements ICommandHandler<
+  UpdateServiceAccount,
+  ServiceAccountWritten
+> {
   constructor(
     @Inject(ServiceAccountRepository) private readonly repository: ServiceAccountRepository,
     @Inject(ServiceAccountReader) private readonly reader: ServiceAccountReader,
+    @Inject(SecretDeliverySecrets) private readonly secrets: SecretDeliverySecrets,
   ) {}
 
-  async execute({ ctx, id, changes, reason, expectedVersion }: UpdateServiceAccount): Promise<string> {
+  async execute({
+    ctx,
+    id,
+    changes,
+    reason,
+    expectedVersion,
+  }: UpdateServiceAccount): Promise<ServiceAccountWritten> {
     const state = await this.repository.load(ctx, id);
     assertVersion(state, expectedVersion);
-    const events = decideUpdate(state, changes);
+    let events = decideUpdate(state, changes);
+    const delivery = changes.secretDelivery;
+    if (delivery) {
+      await this.secrets.checkUrl(delivery.url);
+      events = recordingSecretDelivery(events, delivery);
+    }
     const renamed = events.find((e) => e.type === 'ServiceAccountUpdated')?.data.changes.name;
     if (renamed && (await this.reader.nameTaken(state.tenantId, state.environment, renamed, state.id))) {
       throw new Conflict(`a service account named ${renamed} exists already in ${state.environment}`);
     }
-    await this.repository.append(ctx, id, state.version, events, reason);
-    return id;
+    // Setting secretDelivery replaces the secret; clearing it removes the secret.
+    const issued = delivery ? this.secrets.issue(state.tenantId, id) : null;
+    const guard = issued?.store ?? (delivery === null ? this.secrets.remove(id) : undefined);
+    await this.repository.append(ctx, id, state.version, events, reason, [], guard);
+    return { id, signingSecret: issued?.signingSecret ?? null };
   }
 }
 

@@ -1,6 +1,7 @@
 import { Conflict, NotFound, isId, isUniqueViolation, ID_PREFIX } from '@keyward/core';
 import { metadataFor, tenantOf, type CommandContext } from '@keyward/auth';
 import type { EventStore, StreamAppend } from '@keyward/event-store';
+import type { AppendGuard } from './secret-delivery';
 import { fold, type ServiceAccount, type ServiceAccountFact } from './service-account';
 import { SERVICE_ACCOUNT_STREAM, type ServiceAccountEvent } from './service-account.events';
 
@@ -35,6 +36,8 @@ export class ServiceAccountRepository {
     reason?: string | null,
     /** Appends to other streams that belong to this change (its keys), in the same commit. */
     also: StreamAppend[] = [],
+    /** Writes that belong to this change outside the events (a secret), in the same transaction. */
+    guard?: AppendGuard,
   ): Promise<void> {
     if (events.length === 0) return;
     try {
@@ -50,6 +53,7 @@ export class ServiceAccountRepository {
           ...also,
         ],
         metadataFor(ctx, reason),
+        guard,
       );
     } catch (error) {
       // The read model's unique index caught a name taken by a create that raced ours.

@@ -18,6 +18,8 @@ export interface KeywardConfig {
   usageFlushCron: string;
   /** Cron pattern of the set-based sweeps: expiry, rotation and unused keys. */
   sweepCron: string;
+  /** Cron pattern of the abuse-signal evaluation over flushed usage. */
+  abuseCron: string;
   /** Webhooks may target loopback, private and link-local addresses (tests, local development). */
   webhookAllowPrivate: boolean;
   /** First retry delay of a failed webhook delivery; each later retry waits twice as long. */
@@ -74,6 +76,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): KeywardConfig 
   const keyCacheTtlMs = wholeNumber(env, 'KEYWARD_KEY_CACHE_TTL_MS', 2_000, [0, 60_000]);
   const usageFlushCron = cronPattern(env, 'KEYWARD_USAGE_FLUSH_CRON', '*/5 * * * * *');
   const sweepCron = cronPattern(env, 'KEYWARD_SWEEP_CRON', '* * * * *');
+  const abuseCron = cronPattern(env, 'KEYWARD_ABUSE_CRON', '* * * * *');
 
   const webhookAllowPrivate = flag(env, 'KEYWARD_WEBHOOK_ALLOW_PRIVATE', false);
   const webhookRetryDelayMs = wholeNumber(env, 'KEYWARD_WEBHOOK_RETRY_DELAY_MS', 10_000, [1, 3_600_000]);
@@ -98,6 +101,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): KeywardConfig 
     keyCacheTtlMs,
     usageFlushCron,
     sweepCron,
+    abuseCron,
     webhookAllowPrivate,
     webhookRetryDelayMs,
     // A fixed value outside production, not one derived from the bootstrap token: that token is

@@ -109,6 +109,7 @@ export interface KeysTable {
   grace_ends_at: Timestamp | null;
   replaces: string | null;
   replaced_by: string | null;
+  pending_replacement: string | null;
   revoked_at: Timestamp | null;
   expired_at: Timestamp | null;
   exposed_at: Timestamp | null;
@@ -140,6 +141,16 @@ export interface UsageBatchesTable {
   applied_at: Timestamp;
 }
 
+/** Where the abuse-signal evaluation over usage_minutes has got to (libs/signals usage-evaluation). */
+export interface UsageEvaluationCheckpointsTable {
+  name: string;
+  /** The last minute (its start) evaluated in full. */
+  last_minute: Timestamp;
+  /** Commits of the minute after last_minute already made (a minute with many signals is split). */
+  committed_parts: ColumnType<number, number | undefined, number>;
+  updated_at: Timestamp;
+}
+
 export interface WebhooksTable {
   id: string;
   tenant_id: string;
@@ -152,6 +163,14 @@ export interface WebhookSecretsTable {
   webhook_id: string;
   tenant_id: string;
   /** AES-256-GCM ciphertext of the signing secret (libs/webhooks secret-box); never the secret. */
+  ciphertext: string;
+  created_at: Timestamp;
+}
+
+export interface SecretDeliverySecretsTable {
+  service_account_id: string;
+  tenant_id: string;
+  /** AES-256-GCM ciphertext of the secretDelivery signing secret (libs/webhooks secret-box); never the secret. */
   ciphertext: string;
   created_at: Timestamp;
 }
@@ -216,9 +235,11 @@ export interface Database {
   tenant_policies: TenantPoliciesTable;
   usage_minutes: UsageMinutesTable;
   usage_batches: UsageBatchesTable;
+  usage_evaluation_checkpoints: UsageEvaluationCheckpointsTable;
   webhooks: WebhooksTable;
   webhook_secrets: WebhookSecretsTable;
   webhook_deliveries: WebhookDeliveriesTable;
+  secret_delivery_secrets: SecretDeliverySecretsTable;
   key_usage: KeyUsageTable;
   account_usage: AccountUsageTable;
   signals: SignalsTable;

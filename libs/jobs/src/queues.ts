@@ -9,6 +9,10 @@ export const QUEUES = {
   usage: 'usage',
   webhooks: 'webhooks',
   sweeps: 'sweeps',
+  /** Abuse-signal evaluation over the flushed usage. */
+  signals: 'signals',
+  /** Scheduled rotations with secret delivery, one job per key. */
+  rotations: 'rotations',
 } as const;
 
 export interface RebuildProjectionJob {
@@ -22,7 +26,28 @@ export const JOB = {
   flushUsage: 'flush-usage',
   deliverWebhook: 'deliver-webhook',
   expireKeys: 'expire-keys',
+  /** Rotation due and overdue, unused keys, orphaned accounts; queues auto-rotations. */
+  sweepHygiene: 'sweep-hygiene',
+  /** Webhook deliveries still pending with no job (queued while Redis was away). */
+  requeueDeliveries: 'requeue-deliveries',
+  evaluateUsage: 'evaluate-usage',
+  rotateKey: 'rotate-key',
 } as const;
+
+/**
+ * One auto-rotation: the key at the version the sweep saw it. The job id is built from both, so
+ * the sweep queuing it again each minute is one job, and a key changed since is a new one.
+ */
+export interface RotateKeyJob {
+  tenantId: string;
+  keyId: string;
+  version: number;
+}
+
+export function rotateKeyJobId(job: RotateKeyJob): string {
+  // BullMQ job ids may not contain ':'.
+  return `rotate-${job.keyId}-v${job.version}`;
+}
 
 /** One delivery (a `webhook_deliveries` row); its id is also the job id, so a repeat is one job. */
 export interface DeliverWebhookJob {
@@ -67,3 +92,18 @@ export function webhooksQueue(
     },
   });
 }
+
+/**
+ * The rotations queue for producers (the hygiene sweep). A job retried after a crash finds its
+ * unfinished rotation and settles it before starting again (see rotateWithDelivery).
+ */
+export function rotationsQueue(connection: ConnectionOptions, prefix: string): Queue<RotateKeyJob> {
+  return new Queue<RotateKeyJob>(QUEUES.rotations, {
+    connection,
+    prefix,
+    defaultJobOptions: { ...DEFAULT_JOB_OPTIONS, attempts: ROTATION_ATTEMPTS },
+  });
+}
+
+/** Attempts of one rotation job (each makes its own delivery attempts); the last failure raises ROTATION_FAILED. */
+export const ROTATION_ATTEMPTS = 3;

@@ -5,6 +5,7 @@ import { DEFAULT_JOB_OPTIONS, JOB, QUEUES } from './queues';
 export interface ScheduleSettings {
   usageFlushCron: string;
   sweepCron: string;
+  abuseCron: string;
 }
 
 /**
@@ -19,6 +20,7 @@ export async function declareSchedules(
 ): Promise<void> {
   const usage = new Queue(QUEUES.usage, { connection, prefix });
   const sweeps = new Queue(QUEUES.sweeps, { connection, prefix });
+  const signals = new Queue(QUEUES.signals, { connection, prefix });
   const frequent = { ...DEFAULT_JOB_OPTIONS, removeOnComplete: { count: 100 } };
   try {
     await usage.upsertJobScheduler(
@@ -31,7 +33,22 @@ export async function declareSchedules(
       { pattern: settings.sweepCron },
       { name: JOB.expireKeys, data: {}, opts: frequent },
     );
+    await sweeps.upsertJobScheduler(
+      'hygiene-sweep',
+      { pattern: settings.sweepCron },
+      { name: JOB.sweepHygiene, data: {}, opts: frequent },
+    );
+    await sweeps.upsertJobScheduler(
+      'requeue-deliveries',
+      { pattern: settings.sweepCron },
+      { name: JOB.requeueDeliveries, data: {}, opts: frequent },
+    );
+    await signals.upsertJobScheduler(
+      'usage-evaluation',
+      { pattern: settings.abuseCron },
+      { name: JOB.evaluateUsage, data: {}, opts: frequent },
+    );
   } finally {
-    await Promise.all([usage.close(), sweeps.close()]);
+    await Promise.all([usage.close(), sweeps.close(), signals.close()]);
   }
 }

@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import type { Db } from '@keyward/db';
 import { keyIsLive } from './key.reader';
 import { keyStatusAt, type KeyStatus } from './key';
+import { rotationDueAt } from './rotation-policy';
 
 /** One live key with its account: a row of the credential report (API.md "Reports"). */
 export interface CredentialReportRow {
@@ -20,8 +21,6 @@ export interface CredentialReportRow {
   rotationDueAt: string | null;
   status: KeyStatus;
 }
-
-const DAY_MS = 24 * 3600 * 1000;
 
 /** Rows per query of the report. */
 const BATCH = 500;
@@ -107,11 +106,7 @@ function reportRow(row: ReportBatchRow, now: Date): CredentialReportRow {
     createdAt: row.created_at.toISOString(),
     lastUsedAt: row.last_used_at?.toISOString() ?? null,
     expiresAt,
-    rotationDueAt: policy
-      ? new Date(
-          row.created_at.getTime() + (policy.maxKeyAgeDays - policy.notifyBeforeDays) * DAY_MS,
-        ).toISOString()
-      : null,
+    rotationDueAt: policy ? rotationDueAt(row.created_at, policy).toISOString() : null,
     status: keyStatusAt(
       { revokedAt: row.revoked_at, expiredAt: row.expired_at, expiresAt, graceEndsAt },
       now,

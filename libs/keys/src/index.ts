@@ -14,3 +14,4 @@ export * from './credential-report';
 export * from './key-cache';
 export * from './key-invalidations';
 export * from './expiry-sweep';
+export * from './rotation-policy';

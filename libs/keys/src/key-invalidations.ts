@@ -9,6 +9,26 @@ export interface KeyInvalidationsOptions {
   onError: (error: unknown, message: string) => void;
 }
 
+export function keyInvalidationsChannel(redisPrefix: string): string {
+  return `${redisPrefix}:key-invalidations`;
+}
+
+/**
+ * Tells every API instance which cached keys and accounts the committed events changed. Also how
+ * the worker's appends (a key revoked as unused, a rotation's replacement revoked) reach the
+ * verify caches, so none of them waits out the cache lifetime. Answers whether it published.
+ */
+export async function publishKeyInvalidations(
+  publisher: Redis,
+  redisPrefix: string,
+  events: readonly RecordedEvent[],
+): Promise<boolean> {
+  const invalidation = invalidationFor(events);
+  if (!invalidation) return false;
+  await publisher.publish(keyInvalidationsChannel(redisPrefix), JSON.stringify(invalidation));
+  return true;
+}
+
 /**
  * Carries key invalidations between API instances over Redis pub/sub and keeps the local
  * KeyCache honest: the cache is trusted only while this instance's subscription is live. When
@@ -25,7 +45,7 @@ export class KeyInvalidations {
     private readonly cache: KeyCache,
     private readonly options: KeyInvalidationsOptions,
   ) {
-    this.channel = `${options.redisPrefix}:key-invalidations`;
+    this.channel = keyInvalidationsChannel(options.redisPrefix);
   }
 
   /** Connects the subscriber; returns without waiting when Redis is away (ioredis keeps trying). */
@@ -63,7 +83,7 @@ export class KeyInvalidations {
     if (!invalidation) return;
     this.cache.invalidate(invalidation);
     try {
-      await this.publisher.publish(this.channel, JSON.stringify(invalidation));
+      await publishKeyInvalidations(this.publisher, this.options.redisPrefix, events);
     } catch (error) {
       // The change is committed; other instances drop the entry when it expires on its own.
       this.options.onError(

@@ -33,6 +33,13 @@ export type RevocationCause =
 export type KeyEvent =
   | { type: 'KeyIssued'; data: KeyIssuedV1 }
   | { type: 'KeyRotated'; data: { replacedBy: string; graceEndsAt: string } }
+  /**
+   * A scheduled rotation issued `replacedBy` and is delivering its secret; this key keeps working
+   * in full (no grace yet) until the delivery is confirmed (KeyRotated) or abandoned.
+   */
+  | { type: 'KeyRotationStarted'; data: { replacedBy: string } }
+  /** The delivery failed: `replacedBy` is revoked in the same commit, and this key is as before. */
+  | { type: 'KeyRotationAbandoned'; data: { replacedBy: string; error: string } }
   | { type: 'KeyRevoked'; data: { cause: RevocationCause; emergency: boolean } }
   | { type: 'KeyExpired'; data: Record<string, never> }
   | { type: 'KeyScopesNarrowed'; data: { removed: string[] } }
@@ -42,6 +49,8 @@ export type KeyEventType = KeyEvent['type'];
 export const KEY_EVENT_TYPES: readonly KeyEventType[] = [
   'KeyIssued',
   'KeyRotated',
+  'KeyRotationStarted',
+  'KeyRotationAbandoned',
   'KeyRevoked',
   'KeyExpired',
   'KeyScopesNarrowed',

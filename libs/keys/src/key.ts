@@ -2,6 +2,7 @@ import { Conflict, PolicyViolation, ValidationFailed } from '@keyward/core';
 import type { KeyEvent, KeyIssuedV1, RateLimit, RevocationCause } from './key.events';
 import { scopesCover, withinBoundaries } from './matching';
 import type { TenantPolicy } from './policy';
+import { DAY_MS } from './rotation-policy';
 
 /**
  * The key aggregate: plain functions like every aggregate here. A key's status depends on the
@@ -15,6 +16,8 @@ export interface Key extends KeyIssuedV1 {
   updatedAt: Date;
   replacedBy: string | null;
   graceEndsAt: string | null;
+  /** The key a scheduled rotation issued and is delivering; the rotation is not done until it lands. */
+  pendingReplacement: string | null;
   revokedAt: Date | null;
   /** Set by a KeyExpired event; a key is expired by time whether or not it has been written. */
   expiredAt: Date | null;
@@ -32,6 +35,7 @@ export function evolveKey(state: Key | null, event: KeyFact): Key {
       updatedAt: event.occurredAt,
       replacedBy: null,
       graceEndsAt: null,
+      pendingReplacement: null,
       revokedAt: null,
       expiredAt: null,
       exposedAt: null,
@@ -42,7 +46,16 @@ export function evolveKey(state: Key | null, event: KeyFact): Key {
   const next: Key = { ...state, updatedAt: event.occurredAt, version: state.version + 1 };
   switch (event.type) {
     case 'KeyRotated':
-      return { ...next, replacedBy: event.data.replacedBy, graceEndsAt: event.data.graceEndsAt };
+      return {
+        ...next,
+        replacedBy: event.data.replacedBy,
+        graceEndsAt: event.data.graceEndsAt,
+        pendingReplacement: null,
+      };
+    case 'KeyRotationStarted':
+      return { ...next, pendingReplacement: event.data.replacedBy };
+    case 'KeyRotationAbandoned':
+      return { ...next, pendingReplacement: null };
     case 'KeyRevoked':
       return { ...next, revokedAt: event.occurredAt };
     case 'KeyExpired':
@@ -129,8 +142,6 @@ export interface IssueContext {
   secret: { prefix: string; hash: string };
 }
 
-const DAY_MS = 24 * 3600 * 1000;
-
 export function decideIssue(
   command: IssueKey,
   ctx: IssueContext,
@@ -201,16 +212,63 @@ export interface Rotation {
  * own expiry.
  */
 export function decideRotate(old: Key, newId: string, graceSeconds: number, ctx: IssueContext): Rotation {
+  const issued = decideReplacement(old, newId, ctx);
+  return { old: [rotatedEvent(old, newId, graceSeconds, ctx.now)], issued };
+}
+
+/**
+ * A scheduled rotation's first step: the replacement is issued and this key keeps working in
+ * full while the replacement's secret is delivered. Its grace starts only when the delivery is
+ * confirmed (decideConfirmRotation); a failed delivery abandons it (decideAbandonRotation).
+ */
+export function decideStartRotation(old: Key, newId: string, ctx: IssueContext): Rotation {
+  const issued = decideReplacement(old, newId, ctx);
+  return { old: [{ type: 'KeyRotationStarted', data: { replacedBy: newId } }], issued };
+}
+
+/** The replacement's secret was delivered (a 2xx): now the old key's grace starts. */
+export function decideConfirmRotation(old: Key, graceSeconds: number, now: Date): KeyEvent[] {
+  if (!old.pendingReplacement) throw new Conflict(`key ${old.id} has no rotation in progress`);
+  // A key revoked or expired while its replacement was delivered needs no grace: the replacement stands.
+  if (!isLive(old, now)) return [];
+  return [rotatedEvent(old, old.pendingReplacement, graceSeconds, now)];
+}
+
+/** The delivery failed for good: the old key stays as it was, the undelivered replacement is revoked. */
+export function decideAbandonRotation(old: Key, replacement: Key, error: string, now: Date): Rotation {
+  if (old.pendingReplacement !== replacement.id) {
+    throw new Conflict(`key ${replacement.id} is not the rotation in progress of key ${old.id}`);
+  }
+  return {
+    old: [{ type: 'KeyRotationAbandoned', data: { replacedBy: replacement.id, error } }],
+    issued: revokeIfLive(replacement, now, 'delivery-failed'),
+  };
+}
+
+function rotatedEvent(old: Key, newId: string, graceSeconds: number, now: Date): KeyEvent {
+  const graceEnd = Math.min(now.getTime() + graceSeconds * 1000, Date.parse(old.expiresAt));
+  return { type: 'KeyRotated', data: { replacedBy: newId, graceEndsAt: new Date(graceEnd).toISOString() } };
+}
+
+/**
+ * A new key with the old one's scopes, boundaries and limits, for as long as the old one was
+ * issued for (within today's policy).
+ */
+function decideReplacement(old: Key, newId: string, ctx: IssueContext): KeyEvent[] {
   const status = keyStatusAt(old, ctx.now);
   if (status === 'revoked' || status === 'expired')
     throw new Conflict(`key ${old.id} is ${status}: it cannot be rotated`);
   if (status === 'rotating')
     throw new Conflict(`key ${old.id} is already being rotated (replaced by ${old.replacedBy})`);
+  if (old.pendingReplacement)
+    throw new Conflict(
+      `key ${old.id} is already being rotated: the secret of ${old.pendingReplacement} is being delivered`,
+    );
   const lifetimeDays = Math.max(
     1,
     Math.round((Date.parse(old.expiresAt) - old.createdAt.getTime()) / DAY_MS),
   );
-  const issued = decideIssue(
+  return decideIssue(
     {
       id: newId,
       name: old.name,
@@ -223,11 +281,6 @@ export function decideRotate(old: Key, newId: string, graceSeconds: number, ctx:
     ctx,
     old.id,
   );
-  const graceEnd = Math.min(ctx.now.getTime() + graceSeconds * 1000, Date.parse(old.expiresAt));
-  return {
-    old: [{ type: 'KeyRotated', data: { replacedBy: newId, graceEndsAt: new Date(graceEnd).toISOString() } }],
-    issued,
-  };
 }
 
 export function decideRevoke(key: Key, cause: RevocationCause, emergency = false): KeyEvent[] {

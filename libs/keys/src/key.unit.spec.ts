@@ -5,6 +5,9 @@ import {
   decideNarrowToCeiling,
   decideRevoke,
   decideRotate,
+  decideStartRotation,
+  decideConfirmRotation,
+  decideAbandonRotation,
   evolveKey,
   foldKey,
   isLive,
@@ -768,5 +771,91 @@ describe('evolveKey and foldKey', () => {
     const id = newId(ID_PREFIX.key);
     const [issued] = decideIssue(command({ id }), context());
     expect(foldKey([{ ...issued, occurredAt: T0 }])?.id).toBe(id);
+  });
+});
+
+describe('scheduled rotation with secret delivery (given events / when / then)', () => {
+  const started: KeyEvent = { type: 'KeyRotationStarted', data: { replacedBy: NEW_KEY_ID } };
+
+  it('start: issues the replacement and leaves the old key fully active, with no grace', () => {
+    const old = keyWith();
+    const rotation = decideStartRotation(old, NEW_KEY_ID, context({ now: after(DAY) }));
+    expect(rotation.old).toEqual([started]);
+    expect(rotation.issued[0]).toMatchObject({
+      type: 'KeyIssued',
+      data: { id: NEW_KEY_ID, replaces: KEY_ID },
+    });
+    const next = evolveKey(old, { ...started, occurredAt: after(DAY) });
+    expect(next).toMatchObject({ pendingReplacement: NEW_KEY_ID, replacedBy: null, graceEndsAt: null });
+    expect(keyStatusAt(next, after(DAY))).toBe('active');
+  });
+
+  it('start: refused while another rotation is delivering, and refused for a manual rotate too', () => {
+    const inFlight = keyWith([{ event: started, at: after(DAY) }]);
+    expectConflict(
+      thrown(() => decideStartRotation(inFlight, 'key_CCCCCCCCCCCCCCCCCCC3', context())),
+      /being delivered/,
+    );
+    expectConflict(
+      thrown(() => decideRotate(inFlight, 'key_CCCCCCCCCCCCCCCCCCC3', 60, context())),
+      /being delivered/,
+    );
+  });
+
+  it('confirm: the grace starts at confirmation, never past the old expiry', () => {
+    const inFlight = keyWith([{ event: started, at: after(DAY) }]);
+    const confirmedAt = after(DAY + HOUR);
+    expect(decideConfirmRotation(inFlight, 3600, confirmedAt)).toEqual([rotated(after(HOUR, confirmedAt))]);
+    const nearEnd = after(90 * DAY - 60 * SECOND);
+    expect(decideConfirmRotation(inFlight, 3600, nearEnd)).toEqual([rotated(after(90 * DAY))]);
+    const done = evolveKey(inFlight, { ...rotated(after(HOUR, confirmedAt)), occurredAt: confirmedAt });
+    expect(done).toMatchObject({ pendingReplacement: null, replacedBy: NEW_KEY_ID });
+    expect(keyStatusAt(done, confirmedAt)).toBe('rotating');
+  });
+
+  it('confirm: nothing for an old key revoked meanwhile; an error without a rotation in flight', () => {
+    const revokedMeanwhile = keyWith([
+      { event: started, at: after(DAY) },
+      { event: revoked, at: after(DAY + 1) },
+    ]);
+    expect(decideConfirmRotation(revokedMeanwhile, 3600, after(DAY + 2))).toEqual([]);
+    expectConflict(
+      thrown(() => decideConfirmRotation(keyWith(), 3600, after(DAY))),
+      /no rotation in progress/,
+    );
+  });
+
+  it('abandon: the old key is as before and the replacement is revoked as delivery-failed', () => {
+    const inFlight = keyWith([{ event: started, at: after(DAY) }]);
+    const [issued] = decideStartRotation(keyWith(), NEW_KEY_ID, context()).issued;
+    const replacement = foldKey([{ ...issued, occurredAt: after(DAY) }])!;
+    const abandoned = decideAbandonRotation(
+      inFlight,
+      replacement,
+      'the receiver answered 500',
+      after(DAY + 1),
+    );
+    expect(abandoned.old).toEqual([
+      { type: 'KeyRotationAbandoned', data: { replacedBy: NEW_KEY_ID, error: 'the receiver answered 500' } },
+    ]);
+    expect(abandoned.issued).toEqual([
+      { type: 'KeyRevoked', data: { cause: 'delivery-failed', emergency: false } },
+    ]);
+    const after1 = evolveKey(inFlight, { ...abandoned.old[0], occurredAt: after(DAY + 1) });
+    expect(after1.pendingReplacement).toBeNull();
+    expect(keyStatusAt(after1, after(DAY + 1))).toBe('active');
+    // And it can be rotated again.
+    expect(
+      decideRotate(after1, 'key_CCCCCCCCCCCCCCCCCCC3', 60, context({ now: after(DAY + 2) })).old,
+    ).toHaveLength(1);
+  });
+
+  it('abandon: refuses a key that is not the rotation in flight', () => {
+    const inFlight = keyWith([{ event: started, at: after(DAY) }]);
+    const other = keyWith();
+    expectConflict(
+      thrown(() => decideAbandonRotation(inFlight, other, 'x', after(DAY))),
+      /not the rotation in progress/,
+    );
   });
 });

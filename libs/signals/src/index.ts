@@ -5,4 +5,5 @@ export * from './signals.projection';
 export * from './signal.reader';
 export * from './signal.handlers';
 export * from './exposure-signals';
+export * from './usage-evaluation';
 export * from './signals.module';

@@ -28,7 +28,8 @@ const ATTEMPTS = 20;
 const CHUNK = 500;
 
 export interface RaiseResult {
-  outcome: 'raised' | 'counted' | 'suppressed';
+  /** `open already`: with `onlyIfAbsent`, an unresolved signal was there and is left as it is. */
+  outcome: 'raised' | 'counted' | 'suppressed' | 'open already';
   signalId: string | null;
 }
 
@@ -51,8 +52,12 @@ export function lostRace(error: unknown): boolean {
   return error instanceof StreamVersionConflict || isUniqueViolation(error, 'signals_unresolved');
 }
 
-const subjectKey = (r: { tenantId: string; type: SignalType; serviceAccountId: string; keyId: string | null }) =>
-  `${r.tenantId}|${r.type}|${signalSubject(r)}`;
+const subjectKey = (r: {
+  tenantId: string;
+  type: SignalType;
+  serviceAccountId: string;
+  keyId: string | null;
+}) => `${r.tenantId}|${r.type}|${signalSubject(r)}`;
 
 /**
  * Raise-or-count for many sightings at once, outside any framework: the API's RaiseSignal handler,
@@ -77,8 +82,9 @@ export async function raiseSignals(
   for (let i = 0; i < all.length; i += CHUNK) {
     const slice = all.slice(i, i + CHUNK);
     const last = i + CHUNK >= all.length;
-    const guard = last ? options.guard : undefined;
-    for (const [key, result] of await raiseSlice(db, store, slice, metadata, guard)) results.set(key, result);
+    const sliceOptions = { ...options, guard: last ? options.guard : undefined };
+    for (const [key, result] of await raiseSlice(db, store, slice, metadata, sliceOptions))
+      results.set(key, result);
   }
   return raises.map((r) => results.get(subjectKey(r))!);
 }
@@ -90,6 +96,12 @@ export interface RaiseOptions {
    * signal is written at all the guard does not run: record that yourself.
    */
   guard?: (trx: Transaction<Database>) => Promise<void>;
+  /**
+   * Raise only: an unresolved signal of the same type on the subject is left as it is instead of
+   * counted. For sweeps that report a state (a key is unused), not a sighting: two sweeps finding
+   * the same state at once must not make it count twice.
+   */
+  onlyIfAbsent?: boolean;
 }
 
 async function raiseSlice(
@@ -97,7 +109,7 @@ async function raiseSlice(
   store: EventStore,
   raises: readonly RaiseSignal[],
   metadata: EventMetadata,
-  guard?: RaiseOptions['guard'],
+  options: RaiseOptions,
 ): Promise<Map<string, RaiseResult>> {
   const accounts = await signalAccounts(db, raises);
   for (let attempt = 1; ; attempt++) {
@@ -106,9 +118,14 @@ async function raiseSlice(
     const appends: StreamAppend[] = [];
     for (const raise of raises) {
       const key = subjectKey(raise);
+      const open = current.get(key);
+      if (open && options.onlyIfAbsent) {
+        results.set(key, { outcome: 'open already', signalId: open.id });
+        continue;
+      }
       const account = accounts.get(raise.serviceAccountId);
       const decision = account
-        ? decideRaise(current.get(key) ?? null, raise, account, newId(SIGNAL_ID_PREFIX))
+        ? decideRaise(open ?? null, raise, account, newId(SIGNAL_ID_PREFIX))
         : ({ outcome: 'suppressed' } as const);
       if (decision.outcome === 'suppressed') {
         results.set(key, { outcome: 'suppressed', signalId: null });
@@ -118,7 +135,7 @@ async function raiseSlice(
       appends.push(signalAppend(raise.tenantId, decision));
     }
     try {
-      if (appends.length > 0) await store.append(appends, metadata, guard);
+      if (appends.length > 0) await store.append(appends, metadata, options.guard);
       return results;
     } catch (error) {
       if (!lostRace(error) || attempt >= ATTEMPTS) throw error;
@@ -188,15 +205,13 @@ export async function resolveSignals(
         .where('id', 'in', ids)
         .where('status', '<>', 'resolved')
         .execute();
-      const appends = rows
-        .map(signalFromRow)
-        .map((s) =>
-          signalAppend(s.tenantId, {
-            signalId: s.id,
-            expectedVersion: s.version,
-            events: decideResolve(s, note, true),
-          }),
-        );
+      const appends = rows.map(signalFromRow).map((s) =>
+        signalAppend(s.tenantId, {
+          signalId: s.id,
+          expectedVersion: s.version,
+          events: decideResolve(s, note, true),
+        }),
+      );
       try {
         if (appends.length > 0) await store.append(appends, metadata);
         resolved += appends.length;

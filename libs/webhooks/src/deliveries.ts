@@ -74,3 +74,32 @@ export async function dispatchWebhooks(
   );
   return ids.length;
 }
+
+/** A delivery this old with no job has lost it: its enqueue failed after the commit (Redis away). */
+export const ORPHANED_DELIVERY_AFTER_MS = 60_000;
+
+/**
+ * Queues again every delivery still pending a minute after it was recorded. A delivery whose job
+ * is waiting or backing off is untouched (job id = delivery id, so adding it again adds nothing);
+ * one whose enqueue was lost while Redis was away gets its job. Answers how many were offered.
+ */
+export async function requeuePendingDeliveries(
+  db: Db,
+  queue: Queue<DeliverWebhookJob>,
+  now: Date,
+  limit = 1_000,
+): Promise<number> {
+  const rows = await db
+    .selectFrom('webhook_deliveries')
+    .select('id')
+    .where('status', '=', 'pending')
+    .where('created_at', '<=', new Date(now.getTime() - ORPHANED_DELIVERY_AFTER_MS))
+    .orderBy('created_at')
+    .limit(limit)
+    .execute();
+  if (rows.length === 0) return 0;
+  await queue.addBulk(
+    rows.map(({ id }) => ({ name: JOB.deliverWebhook, data: { deliveryId: id }, opts: { jobId: id } })),
+  );
+  return rows.length;
+}

@@ -51,7 +51,7 @@ export async function attemptDelivery(
   let error: string | null = null;
   let permanent = false;
   try {
-    statusCode = await post(row.url, row.body, secret, settings);
+    statusCode = await postSigned(row.url, row.body, secret, settings);
     if (statusCode < 200 || statusCode > 299) error = `the receiver answered ${statusCode}`;
   } catch (caught) {
     error = caught instanceof Error ? caught.message : String(caught);
@@ -75,12 +75,18 @@ export async function attemptDelivery(
 }
 
 /**
- * POSTs the body and answers the status code. The address policy is applied to the very address
+ * POSTs the body, signed with `secret` as every webhook is (`Keyward-Signature`), and answers the
+ * status code. Also how a scheduled rotation hands a new key to its secretDelivery URL. The address policy is applied to the very address
  * the socket connects to (a lookup of our own, not a check before a second lookup), so a name
  * that resolved to a public address at registration cannot be rebound to a private one now.
  * Redirects are not followed: a 3xx is a failed attempt.
  */
-function post(url: string, body: string, secret: string, settings: DeliverySettings): Promise<number> {
+export function postSigned(
+  url: string,
+  body: string,
+  secret: string,
+  settings: Pick<DeliverySettings, 'allowPrivate' | 'timeoutMs' | 'resolve'>,
+): Promise<number> {
   const target = new URL(url);
   const transport = target.protocol === 'https:' ? https : http;
   const host = hostOf(target);

@@ -16,6 +16,7 @@ import { WebhookReader } from './webhook.reader';
     },
     ...webhookHandlers,
   ],
-  exports: [WebhookReader],
+  // SecretBox: one instance for every signing secret at rest (webhooks', secretDelivery's).
+  exports: [WebhookReader, SecretBox],
 })
 export class WebhooksModule {}

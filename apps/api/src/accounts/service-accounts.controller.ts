@@ -23,6 +23,7 @@ import {
   ServiceAccountReader,
   UpdateServiceAccount,
   type LifecycleAction,
+  type ServiceAccountWritten,
 } from '@keyward/accounts';
 import { tenantOf, type CommandContext } from '@keyward/auth';
 import { NotFound, type Page } from '@keyward/core';
@@ -37,7 +38,7 @@ import {
   ReasonDto,
   UpdateServiceAccountDto,
 } from './service-account.dto';
-import { serviceAccountView, type ServiceAccountView } from './service-account.view';
+import { serviceAccountView, withSigningSecret, type ServiceAccountView } from './service-account.view';
 
 /** API.md "Service accounts". Each change goes through the command bus; each answer is the read-model row. */
 @ApiTags('service accounts')
@@ -56,11 +57,11 @@ export class ServiceAccountsController {
     @Res({ passthrough: true }) res: Response,
   ): Promise<ServiceAccountView> {
     const { reason, ...input } = body;
-    const id = await this.commands.execute<CreateServiceAccount, string>(
+    const { id, signingSecret } = await this.commands.execute<CreateServiceAccount, ServiceAccountWritten>(
       new CreateServiceAccount(ctx, { ...input, reason }),
     );
     res.setHeader('Location', `/v1/service-accounts/${id}`);
-    return this.answer(ctx, id, res);
+    return withSigningSecret(await this.answer(ctx, id, res), signingSecret);
   }
 
   @Get()
@@ -92,7 +93,7 @@ export class ServiceAccountsController {
     @Res({ passthrough: true }) res: Response,
   ): Promise<ServiceAccountView> {
     const { reason, ...changes } = body;
-    await this.commands.execute(
+    const { signingSecret } = await this.commands.execute<UpdateServiceAccount, ServiceAccountWritten>(
       new UpdateServiceAccount(
         ctx,
         id,
@@ -101,7 +102,7 @@ export class ServiceAccountsController {
         expectedVersionFrom(ifMatch),
       ),
     );
-    return this.answer(ctx, id, res);
+    return withSigningSecret(await this.answer(ctx, id, res), signingSecret);
   }
 
   @Post(':id/disable')

@@ -1,0 +1,3 @@
+export * from './hygiene-rules';
+export * from './hygiene-sweep';
+export * from './scheduled-rotation';
