@@ -5,7 +5,14 @@ import { metadataFor, tenantOf, type CommandContext } from '@keyward/auth';
 import { DB, type Db } from '@keyward/db';
 import { EventStore } from '@keyward/event-store';
 import { raiseSignals, signalAppend, type RaiseResult } from './raise-signals';
-import { decideAcknowledge, decideResolve, foldSignal, type RaiseSignal, type Signal, type SignalFact } from './signal';
+import {
+  decideAcknowledge,
+  decideResolve,
+  foldSignal,
+  type RaiseSignal,
+  type Signal,
+  type SignalFact,
+} from './signal';
 import type { SignalEvent } from './signal.events';
 import { SignalReader } from './signal.reader';
 
