@@ -11,6 +11,7 @@ import { bearer, createTenant, startTestApi, type TestApi } from '../../../test/
 import { testRedisPrefix } from '../../../test/support/database';
 import { TEST_REDIS_URL } from '../../../test/support/env';
 import { startWorker, type KeywardWorker } from './worker';
+import { waitFor } from '../../../test/support/wait';
 
 /**
  * How scheduled and hand-added jobs behave with several workers, a retry, a kill and a drain
@@ -60,21 +61,6 @@ async function dropPrefix(prefix: string): Promise<void> {
     if (keys.length > 0) await redis.del(...keys);
     cursor = next;
   } while (cursor !== '0');
-}
-
-/** Polls until `probe` answers something (not undefined or false); fails at the deadline. */
-async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | undefined | false>,
-  timeoutMs = 10_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`waited ${timeoutMs} ms for ${what}`);
-    await new Promise((done) => setTimeout(done, 50));
-  }
 }
 
 let seq = 0;

@@ -7,7 +7,7 @@ import { inlineProjections } from '@keyward/projections';
 import { SecretBox, verifySignature } from '@keyward/webhooks';
 import { bearer, createTenant, newServerErrors, startTestApi, type TestApi } from '../../../test/support/api';
 import { STALE_ROTATION_MS } from './hygiene-rules';
-import { rotateWithDelivery, type SecretDeliverySettings } from './scheduled-rotation';
+import { rotateWithDelivery, rotationJobFailed, type SecretDeliverySettings } from './scheduled-rotation';
 
 /**
  * A scheduled rotation with secret delivery, against the real database and a real HTTP receiver
@@ -303,4 +303,15 @@ it('an account at maxActiveKeys cannot take the replacement: ROTATION_FAILED, no
   const signals = (await api.http.get(`/v1/signals?type=ROTATION_FAILED`).set(f.auth).expect(200)).body.items;
   expect(signals).toHaveLength(1);
   expect(received.filter((r) => r.path === '/full')).toEqual([]);
+});
+
+it('a rotation job that failed every attempt raises ROTATION_FAILED on the key, naming the error', async () => {
+  const f = await dueKey('/job-failed');
+  await rotationJobFailed(api.database.db, store, f.job, 'connection terminated', 'rotation-test');
+  const signals = (await api.http.get(`/v1/signals?serviceAccountId=${f.accountId}`).set(f.auth).expect(200))
+    .body.items;
+  expect(signals).toEqual([
+    expect.objectContaining({ type: 'ROTATION_FAILED', keyId: f.key.id, status: 'open' }),
+  ]);
+  expect(signals[0].detail.error).toBe('the rotation job failed: connection terminated');
 });
