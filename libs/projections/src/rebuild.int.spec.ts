@@ -98,6 +98,35 @@ it('builds beside and swaps: readers never see an empty table, concurrent append
   expect(await rows('service_accounts')).toEqual(after);
 });
 
+it('keeps the index and constraint names, so a duplicate name is still a 409 after a rebuild', async () => {
+  const names = async () =>
+    (
+      await sql<{ name: string }>`
+        select indexname as name from pg_indexes
+        where schemaname = 'public' and tablename in ('service_accounts', 'keys', 'signals')
+        order by indexname`.execute(api.database.db)
+    ).rows.map((r) => r.name);
+  const before = await names();
+  for (const name of ['service-accounts', 'keys', 'signals']) {
+    await rebuildProjection(api.database.db, findProjection(name));
+  }
+  expect(await names()).toEqual(before);
+
+  const t = await createTenant(api, 'rb-names');
+  const body = { name: 'twice', environment: 'staging', businessOwner: 'o', technicalOwner: 't' };
+  await api.http.post('/v1/service-accounts').set(bearer(t.admin)).send(body).expect(201);
+  // Past the name check, into the unique index: racing creates, as the duplicate-name race test does.
+  const raced = await Promise.all(
+    [1, 2, 3].map(() =>
+      api.http
+        .post('/v1/service-accounts')
+        .set(bearer(t.admin))
+        .send({ ...body, name: 'raced' }),
+    ),
+  );
+  expect(raced.map((r) => r.status).sort()).toEqual([201, 409, 409]);
+});
+
 it('keeps the grants of the live tables and leaves no schema behind', async () => {
   await rebuildProjection(api.database.db, findProjection('keys'));
   const grants = await sql<{ privilege_type: string }>`

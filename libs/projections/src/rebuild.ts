@@ -176,7 +176,12 @@ async function replayBatch(
   };
 }
 
-/** Moves the live tables out and the copies in, keeping the live tables' grants. */
+/**
+ * Moves the live tables out and the copies in, keeping the live tables' grants and index names.
+ * `like … including all` names the copies' indexes after their columns, and code reads some
+ * names (a unique violation on `service_accounts_name_unique` is a 409, not a 500), so each copy
+ * index takes the name of the live index with the same definition.
+ */
 async function swap(
   trx: Transaction<Database>,
   projection: InlineProjection,
@@ -188,8 +193,17 @@ async function swap(
     const grants = await sql<{ grantee: string; privilege_type: string }>`
       select grantee, privilege_type from information_schema.role_table_grants
       where table_schema = 'public' and table_name = ${table} and grantee <> current_user`.execute(trx);
+    const liveIndexes = await indexesOf(trx, 'public', table);
+    const copyIndexes = await indexesOf(trx, beside, table);
     await sql`alter table public.${sql.table(table)} set schema ${sql.id(retired)}`.execute(trx);
     await sql`alter table ${sql.id(beside, table)} set schema public`.execute(trx);
+    for (const copy of copyIndexes) {
+      const live = liveIndexes.find((index) => index.shape === copy.shape);
+      if (live && live.name !== copy.name) {
+        // Renaming an index that backs a constraint renames the constraint too.
+        await sql`alter index public.${sql.id(copy.name)} rename to ${sql.id(live.name)}`.execute(trx);
+      }
+    }
     for (const grant of grants.rows) {
       const grantee = grant.grantee === 'PUBLIC' ? sql.raw('public') : sql.id(grant.grantee);
       await sql`grant ${sql.raw(privilege(grant.privilege_type))} on public.${sql.table(table)} to ${grantee}`.execute(
@@ -197,6 +211,25 @@ async function swap(
       );
     }
   }
+}
+
+/** A table's indexes: name, and definition without its name or schema (what makes two alike). */
+async function indexesOf(
+  trx: Transaction<Database>,
+  schema: string,
+  table: string,
+): Promise<{ name: string; shape: string }[]> {
+  const rows = await sql<{ name: string; definition: string }>`
+    select c.relname as name, pg_get_indexdef(i.indexrelid) as definition
+    from pg_index i
+    join pg_class c on c.oid = i.indexrelid
+    join pg_class t on t.oid = i.indrelid
+    join pg_namespace n on n.oid = t.relnamespace
+    where n.nspname = ${schema} and t.relname = ${table}`.execute(trx);
+  return rows.rows.map((row) => ({
+    name: row.name,
+    shape: row.definition.replace(/ INDEX \S+ ON \S+ /, ' INDEX ON '),
+  }));
 }
 
 /** A privilege name from the catalogue, checked before it is spliced into GRANT. */
