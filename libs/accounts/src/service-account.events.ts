@@ -1,14 +1,13 @@
+import type { RotationPolicy } from '@keyward/keys';
 import type { Environment } from './rules';
 
 /**
  * The service account's event catalogue. Payloads are versioned by `schemaVersion` on the
  * stored event; a change of shape gets an upcaster here, never a rewrite of stored events.
  */
-export interface RotationPolicy {
-  maxKeyAgeDays: number;
-  notifyBeforeDays: number;
-  autoRotate: boolean;
-}
+
+/** The rotation policy is the keys' idea (they are what rotates); accounts carry it. */
+export type { RotationPolicy };
 
 export interface SecretDelivery {
   url: string;
