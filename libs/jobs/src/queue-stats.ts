@@ -1,4 +1,5 @@
-import { Queue, type ConnectionOptions } from 'bullmq';
+import { Queue } from 'bullmq';
+import Redis, { type RedisOptions } from 'ioredis';
 import { QUEUES } from './queues';
 
 /**
@@ -29,18 +30,21 @@ export interface QueueFigures {
 /**
  * Reads job counts and outcomes of every queue, for /metrics. The queues are read-only: they add
  * no job and leave the queues' meta alone (a producer's or worker's options are not ours to write).
- * Pass a connection of options (producerConnection), not a shared client: each queue then owns its
- * connection and BullMQ handles its late errors itself.
+ * Every queue reads through one connection this class owns (made from `options`, e.g.
+ * producerConnection's): a connection per queue would cost an API instance one Redis connection
+ * per queue for a scrape. Its errors are listened to here, so a late connection error while
+ * Redis is away is never an uncaught exception.
  */
 export class QueueStats {
   private readonly queues: Queue[];
+  private readonly client: Redis;
 
-  constructor(
-    connection: ConnectionOptions,
-    prefix: string,
-    names: readonly string[] = Object.values(QUEUES),
-  ) {
-    this.queues = names.map((name) => new Queue(name, { connection, prefix, skipMetasUpdate: true }));
+  constructor(options: RedisOptions, prefix: string, names: readonly string[] = Object.values(QUEUES)) {
+    this.client = new Redis({ ...options, lazyConnect: true });
+    this.client.on('error', () => undefined);
+    this.queues = names.map(
+      (name) => new Queue(name, { connection: this.client, prefix, skipMetasUpdate: true }),
+    );
   }
 
   /**
@@ -62,6 +66,7 @@ export class QueueStats {
 
   async close(): Promise<void> {
     await Promise.all(this.queues.map((queue) => queue.close()));
+    this.client.disconnect();
   }
 }
 
