@@ -9,12 +9,15 @@ import { EventStore, type StreamAppend } from '@keyward/event-store';
 import {
   DEFAULT_POLICY,
   KEY_STREAM,
+  POLICY_STREAM,
+  policyStreamId,
   decideIssue,
   expiryCandidates,
   issueKeySecret,
   keyFromRow,
   sweepExpiredKeys,
 } from '@keyward/keys';
+import { sweepHygiene } from '@keyward/hygiene';
 import { inlineProjections } from '@keyward/projections';
 import {
   BENCH_METADATA,
@@ -29,12 +32,15 @@ import {
 /**
  * `npm run bench -- sweep`: the expiry sweep over 100,000 keys past their expiry, against a plain
  * read of the same key rows in the sweep's own batches (the baseline). Target (issue 5): under 30 s.
+ * Also the hygiene sweep over the same keys, live and unused: once raising 100,000 UNUSED_KEY,
+ * once more finding nothing new (what every later minute costs).
  */
 
 const DATABASE = 'keyward_bench_sweep';
 const TENANT = 'bench';
 const KEYS = 100_000;
 const BATCH = 1_000;
+const DAY = 24 * 3600 * 1000;
 
 export async function sweepBench(): Promise<number> {
   const startedAt = Date.now();
@@ -81,7 +87,7 @@ export async function sweepBench(): Promise<number> {
           boundaries: [],
           allowedCidrs: [],
           rateLimit: null,
-          expiresInDays: 1,
+          expiresInDays: 2,
         },
         {
           account,
@@ -98,7 +104,31 @@ export async function sweepBench(): Promise<number> {
   await sql`vacuum analyze`.execute(db);
   console.log(`fixture: ${KEYS} keys (${elapsed(startedAt)})`);
 
-  clock.advance(2 * 24 * 3600 * 1000);
+  // --- The hygiene sweep first, while the keys are live: the tenant calls a key unused after a
+  // day, so a day on every key gets its UNUSED_KEY (a new signal stream each); then a second run,
+  // the steady state of every later minute, which finds the episode reported and writes nothing.
+  await store.append(
+    [
+      {
+        tenantId: TENANT,
+        streamId: policyStreamId(TENANT),
+        streamType: POLICY_STREAM,
+        expectedVersion: 'any',
+        events: [{ type: 'TenantPolicyChanged', data: { changes: { unusedAfterDays: 1 } } }],
+      },
+    ],
+    BENCH_METADATA,
+  );
+  clock.advance(DAY);
+  const noRotations = { schedule: async () => undefined };
+  const hygiene = await timed(() => sweepHygiene(db, store, noRotations, clock.now()));
+  if (hygiene.result.raised.UNUSED_KEY !== KEYS)
+    throw new Error(`the hygiene sweep raised ${hygiene.result.raised.UNUSED_KEY} of ${KEYS} UNUSED_KEY`);
+  const steady = await timed(() => sweepHygiene(db, store, noRotations, clock.now()));
+  if (Object.keys(steady.result.raised).length > 0) throw new Error('the second hygiene run raised signals');
+  console.log(`hygiene sweep: ${KEYS} UNUSED_KEY in ${round(hygiene.ms, 1)} ms; the next run ${round(steady.ms, 1)} ms`);
+
+  clock.advance(2 * DAY);
   const now = clock.now();
 
   // --- Baseline: the sweep's own batch query and row decoding, writing nothing.
@@ -113,6 +143,8 @@ export async function sweepBench(): Promise<number> {
   const figures = [
     { run: 'read the candidate keys (baseline)', keys: baseline.result, ms: round(baseline.ms, 1) },
     { run: 'expiry sweep (KeyExpired for each)', keys: sweep.result.expired, ms: round(sweep.ms, 1) },
+    { run: 'hygiene sweep (UNUSED_KEY for each)', keys: KEYS, ms: round(hygiene.ms, 1) },
+    { run: 'hygiene sweep again (nothing new)', keys: KEYS, ms: round(steady.ms, 1) },
   ].map((f) => ({ ...f, keysPerSecond: Math.round(f.keys / (f.ms / 1000)) }));
   const ratio = round(figures[1].keysPerSecond / figures[0].keysPerSecond, 3);
   console.log('');
