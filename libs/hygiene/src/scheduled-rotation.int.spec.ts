@@ -33,6 +33,8 @@ const received: Received[] = [];
 const answers = new Map<string, number[]>();
 /** The old key each path's delivery is for, to look it up while the delivery is in flight. */
 const watching = new Map<string, string>();
+/** What happens elsewhere while a path's delivery is in flight (before it is answered). */
+const meanwhile = new Map<string, () => Promise<void>>();
 
 beforeAll(async () => {
   api = await startTestApi({ KEYWARD_WEBHOOK_ALLOW_PRIVATE: 'true' });
@@ -57,6 +59,7 @@ beforeAll(async () => {
           body: Buffer.concat(chunks).toString('utf8'),
           oldKeyAtDelivery,
         });
+        await meanwhile.get(path)?.();
         const queue = answers.get(path) ?? [200];
         const status = queue.length > 1 ? queue.shift()! : queue[0]!;
         res.writeHead(status).end();
@@ -102,7 +105,7 @@ async function dueKey(path: string, policy = { maxKeyAgeDays: 30, notifyBeforeDa
       environment: 'production',
       businessOwner: 'o',
       technicalOwner: 't',
-      allowedScopes: ['tickets:read'],
+      allowedScopes: ['tickets:read', 'summaries:draft'],
       rotationPolicy: policy,
       secretDelivery: { url: `${base}${path}` },
     })
@@ -110,7 +113,7 @@ async function dueKey(path: string, policy = { maxKeyAgeDays: 30, notifyBeforeDa
   const key = await api.http
     .post(`/v1/service-accounts/${account.body.id}/keys`)
     .set(auth)
-    .send({ name: 'worker-1', scopes: ['tickets:read'], expiresInDays: 90 })
+    .send({ name: 'worker-1', scopes: ['tickets:read', 'summaries:draft'], expiresInDays: 90 })
     .expect(201);
   watching.set(path, key.body.id);
   api.clock.advance(23 * DAY);
@@ -314,4 +317,27 @@ it('a rotation job that failed every attempt raises ROTATION_FAILED on the key, 
     expect.objectContaining({ type: 'ROTATION_FAILED', keyId: f.key.id, status: 'open' }),
   ]);
   expect(signals[0].detail.error).toBe('the rotation job failed: connection terminated');
+});
+
+it('a change to the old key while its replacement is delivered does not undo the delivered rotation', async () => {
+  const f = await dueKey('/meanwhile');
+  // A person narrows the account while the receiver holds the request: the old key's stream moves on.
+  meanwhile.set('/meanwhile', async () => {
+    await api.http
+      .delete(`/v1/service-accounts/${f.accountId}/scopes/summaries:draft`)
+      .set(f.auth)
+      .expect(200);
+  });
+  const outcome = await rotate(f.job);
+  expect(outcome).toMatchObject({ status: 'rotated' });
+  if (outcome.status !== 'rotated') throw new Error('not rotated');
+  const history = (await api.http.get(`/v1/keys/${f.key.id}/history`).set(f.auth).expect(200)).body.items;
+  expect(history.map((e: { type: string }) => e.type)).toEqual([
+    'KeyIssued',
+    'KeyRotationStarted',
+    'KeyScopesNarrowed',
+    'KeyRotated',
+  ]);
+  const delivered = JSON.parse(received.filter((r) => r.path === '/meanwhile')[0].body);
+  expect(await verify(f.verifier, delivered.secret)).toMatchObject({ valid: true, scopes: ['tickets:read'] });
 });

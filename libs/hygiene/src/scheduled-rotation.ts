@@ -1,6 +1,11 @@
 import { DomainError, ID_PREFIX, PolicyViolation, newId, type Clock } from '@keyward/core';
 import type { Db } from '@keyward/db';
-import type { EventMetadata, EventStore, StreamAppend } from '@keyward/event-store';
+import {
+  StreamVersionConflict,
+  type EventMetadata,
+  type EventStore,
+  type StreamAppend,
+} from '@keyward/event-store';
 import type { RotateKeyJob } from '@keyward/jobs';
 import {
   KEY_STREAM,
@@ -150,7 +155,6 @@ export async function rotateWithDelivery(
     await raiseFailed(db, store, old, null, error.message, 0, metadata);
     return { status: 'failed', newKeyId: null, attempts: 0, error: error.message };
   }
-  const started = (await loadKey(store, job))!;
   const replacement = (await loadKey(store, { tenantId: job.tenantId, keyId: newKeyId }))!;
 
   // 2. Deliver, inside this run: the secret is in this closure and nowhere else.
@@ -165,15 +169,64 @@ export async function rotateWithDelivery(
   });
   const delivery = await deliver(url, body, signingSecret, settings);
 
-  // 3. Confirm, or abandon.
+  // 3. Confirm, or abandon. Either is decided again on the keys as they are now if they changed
+  // while the delivery ran (revoked by a person, say): throwing here would leave the rotation in
+  // flight, and the run that later settles it would revoke a key the receiver already holds.
   if (delivery.ok) {
-    const events = decideConfirmRotation(started, SCHEDULED_ROTATION_GRACE_SECONDS, clock.now());
-    await store.append([keyAppend(started, started.version, events)], metadata('secret delivered'));
+    await settle(
+      store,
+      job,
+      newKeyId,
+      (current) => [
+        keyAppend(
+          current,
+          current.version,
+          decideConfirmRotation(current, SCHEDULED_ROTATION_GRACE_SECONDS, clock.now()),
+        ),
+      ],
+      metadata('secret delivered'),
+    );
     return { status: 'rotated', newKeyId, attempts: delivery.attempts };
   }
-  await abandon(store, started, delivery.error, clock.now(), metadata, replacement);
+  await settle(
+    store,
+    job,
+    newKeyId,
+    (current, pending) => {
+      const abandoned = decideAbandonRotation(current, pending, delivery.error, clock.now());
+      return [
+        keyAppend(current, current.version, abandoned.old),
+        keyAppend(pending, pending.version, abandoned.issued),
+      ];
+    },
+    metadata('secret delivery failed'),
+  );
   await raiseFailed(db, store, old, newKeyId, delivery.error, delivery.attempts, metadata);
   return { status: 'failed', newKeyId, attempts: delivery.attempts, error: delivery.error };
+}
+
+/** Conflicts met while settling, read again each time; each means someone else committed. */
+const SETTLE_ATTEMPTS = 10;
+
+async function settle(
+  store: EventStore,
+  job: RotateKeyJob,
+  newKeyId: string,
+  decide: (old: Key, replacement: Key) => StreamAppend[],
+  metadata: EventMetadata,
+): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    const old = (await loadKey(store, job))!;
+    const replacement = (await loadKey(store, { tenantId: job.tenantId, keyId: newKeyId }))!;
+    // Settled by another run already (it found this one stale): nothing left to do.
+    if (old.pendingReplacement !== newKeyId) return;
+    try {
+      await store.append(decide(old, replacement), metadata);
+      return;
+    } catch (error) {
+      if (!(error instanceof StreamVersionConflict) || attempt >= SETTLE_ATTEMPTS) throw error;
+    }
+  }
 }
 
 /**
