@@ -760,3 +760,64 @@ describe('an append to many existing streams (the set-based claim)', () => {
     expect(failed.reason).toBeInstanceOf(StreamVersionConflict);
   });
 });
+
+describe('an append that opens many new streams (the set-based claim)', () => {
+  const store = () => new EventStore(t.db, [], systemClock);
+  const ids = (prefix: string, n: number) =>
+    Array.from({ length: n }, (_, i) => `${prefix}-${String(i).padStart(3, '0')}`);
+
+  it('opens every stream in one insert, each at version 1', async () => {
+    const fresh = ids('new-ok', 30);
+    const recorded = await store().append(
+      fresh.map((id) => streamAppend(id, 0, marked(1, { raised: true }))),
+      meta(),
+    );
+    expect(recorded.map((e) => e.streamVersion)).toEqual(fresh.map(() => 1));
+    const rows = await t.db.selectFrom('streams').select('version').where('stream_id', 'in', fresh).execute();
+    expect(rows.map((r) => Number(r.version))).toEqual(fresh.map(() => 1));
+  });
+
+  it('appends nothing when one of them exists already, and names it', async () => {
+    const fresh = ids('new-taken', 10);
+    await store().append([streamAppend(fresh[6], 0, marked(1, { first: true }))], meta());
+    const count = async () =>
+      (
+        await t.db
+          .selectFrom('events')
+          .select(sql<string>`count(*)`.as('n'))
+          .executeTakeFirstOrThrow()
+      ).n;
+    const before = await count();
+    const attempt = store().append(
+      fresh.map((id) => streamAppend(id, 0, marked(1, { raised: true }))),
+      meta(),
+    );
+    await expect(attempt).rejects.toBeInstanceOf(StreamVersionConflict);
+    await expect(attempt).rejects.toMatchObject({ streamId: fresh[6], actualVersion: 1 });
+    expect(await count()).toBe(before);
+    const opened = await t.db
+      .selectFrom('streams')
+      .select('stream_id')
+      .where('stream_id', 'in', fresh)
+      .execute();
+    expect(opened.map((r) => r.stream_id)).toEqual([fresh[6]]);
+  });
+
+  it('two appends opening overlapping streams at once: one wins, the other conflicts', async () => {
+    const fresh = ids('new-race', 40);
+    const results = await Promise.allSettled([
+      store().append(
+        fresh.map((id) => streamAppend(id, 0, marked(1, { by: 'a' }))),
+        meta(),
+      ),
+      store().append(
+        [...fresh].reverse().map((id) => streamAppend(id, 0, marked(1, { by: 'b' }))),
+        meta(),
+      ),
+    ]);
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    expect((results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason).toBeInstanceOf(
+      StreamVersionConflict,
+    );
+  });
+});

@@ -127,6 +127,9 @@ export class EventStore {
     ordered: readonly StreamAppend[],
   ): Promise<Map<string, number>> {
     const claims = new Map<string, number>();
+    if (ordered.length > 1 && ordered.every((a) => a.expectedVersion === 0 && a.events.length > 0)) {
+      return this.claimNewStreams(trx, ordered);
+    }
     const batched =
       ordered.length > 1 &&
       ordered.every(
@@ -154,6 +157,36 @@ export class EventStore {
         as x(stream_id, version)
       where s.stream_id = x.stream_id`.execute(trx);
     return claims;
+  }
+
+  /**
+   * The set-based claim of many new streams (a sweep raising a thousand signals): one insert of
+   * every stream row, in stream order as the one-by-one path inserts them. A stream that exists
+   * already is not inserted, and the append conflicts on it.
+   */
+  private async claimNewStreams(
+    trx: Transaction<Database>,
+    ordered: readonly StreamAppend[],
+  ): Promise<Map<string, number>> {
+    const inserted = await trx
+      .insertInto('streams')
+      .values(
+        ordered.map((a) => ({
+          stream_id: a.streamId,
+          tenant_id: a.tenantId,
+          stream_type: a.streamType,
+          version: a.events.length,
+        })),
+      )
+      .onConflict((oc) => oc.column('stream_id').doNothing())
+      .returning('stream_id')
+      .execute();
+    if (inserted.length !== ordered.length) {
+      const claimed = new Set(inserted.map((r) => r.stream_id));
+      const taken = ordered.find((a) => !claimed.has(a.streamId))!;
+      throw new StreamVersionConflict(taken.streamId, 0, await this.streamVersion(taken.streamId, trx));
+    }
+    return new Map(ordered.map((a) => [a.streamId, 0]));
   }
 
   /** Moves the stream row from the expected version to the new one; returns the version it was at. */
