@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { hygieneBench } from './hygiene';
 import { cleanup } from './support';
 import { replayBench } from './replay';
 import { sweepBench } from './sweep';
@@ -10,6 +11,7 @@ const BENCHMARKS: Record<string, () => Promise<number>> = {
   verify: verifyBench,
   replay: replayBench,
   sweep: sweepBench,
+  hygiene: hygieneBench,
 };
 
 /** The whole benchmark, set-up and clean-up included, must finish within this. */

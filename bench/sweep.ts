@@ -9,15 +9,12 @@ import { EventStore, type StreamAppend } from '@keyward/event-store';
 import {
   DEFAULT_POLICY,
   KEY_STREAM,
-  POLICY_STREAM,
-  policyStreamId,
   decideIssue,
   expiryCandidates,
   issueKeySecret,
   keyFromRow,
   sweepExpiredKeys,
 } from '@keyward/keys';
-import { sweepHygiene } from '@keyward/hygiene';
 import { inlineProjections } from '@keyward/projections';
 import {
   BENCH_METADATA,
@@ -32,15 +29,12 @@ import {
 /**
  * `npm run bench -- sweep`: the expiry sweep over 100,000 keys past their expiry, against a plain
  * read of the same key rows in the sweep's own batches (the baseline). Target (issue 5): under 30 s.
- * Also the hygiene sweep over the same keys, live and unused: once raising 100,000 UNUSED_KEY,
- * once more finding nothing new (what every later minute costs).
  */
 
 const DATABASE = 'keyward_bench_sweep';
-const TENANT = 'bench';
+export const TENANT = 'bench';
 const KEYS = 100_000;
 const BATCH = 1_000;
-const DAY = 24 * 3600 * 1000;
 
 export async function sweepBench(): Promise<number> {
   const startedAt = Date.now();
@@ -51,84 +45,11 @@ export async function sweepBench(): Promise<number> {
   const store = new EventStore(db, inlineProjections, clock);
 
   // --- Fixture: one tenant, one account, KEYS one-day keys issued by the aggregate's decideIssue.
-  await seedTenant(store, TENANT);
-  const accountId = newId(ID_PREFIX.serviceAccount);
-  const created = benchAccountCreated(accountId, TENANT, 'swept-account', ['tickets:read']);
-  await store.append(
-    [
-      {
-        tenantId: TENANT,
-        streamId: accountId,
-        streamType: SERVICE_ACCOUNT_STREAM,
-        expectedVersion: 0,
-        events: created,
-      },
-    ],
-    BENCH_METADATA,
-  );
-  const account = {
-    id: accountId,
-    tenantId: TENANT,
-    status: 'active' as const,
-    environment: 'production' as const,
-    allowedScopes: ['tickets:read'],
-    boundaries: [],
-  };
-  for (let done = 0; done < KEYS; done += BATCH) {
-    const appends: StreamAppend[] = [];
-    for (let i = 0; i < BATCH; i++) {
-      const id = newId(ID_PREFIX.key);
-      const secret = issueKeySecret(id, 'production');
-      const events = decideIssue(
-        {
-          id,
-          name: 'bulk',
-          scopes: ['tickets:read'],
-          boundaries: [],
-          allowedCidrs: [],
-          rateLimit: null,
-          expiresInDays: 2,
-        },
-        {
-          account,
-          policy: DEFAULT_POLICY,
-          liveKeys: 0,
-          now: clock.now(),
-          secret: { prefix: secret.prefix, hash: secret.hash },
-        },
-      );
-      appends.push({ tenantId: TENANT, streamId: id, streamType: KEY_STREAM, expectedVersion: 0, events });
-    }
-    await store.append(appends, BENCH_METADATA);
-  }
+  await seedKeys(store, clock, KEYS, 1);
   await sql`vacuum analyze`.execute(db);
   console.log(`fixture: ${KEYS} keys (${elapsed(startedAt)})`);
 
-  // --- The hygiene sweep first, while the keys are live: the tenant calls a key unused after a
-  // day, so a day on every key gets its UNUSED_KEY (a new signal stream each); then a second run,
-  // the steady state of every later minute, which finds the episode reported and writes nothing.
-  await store.append(
-    [
-      {
-        tenantId: TENANT,
-        streamId: policyStreamId(TENANT),
-        streamType: POLICY_STREAM,
-        expectedVersion: 'any',
-        events: [{ type: 'TenantPolicyChanged', data: { changes: { unusedAfterDays: 1 } } }],
-      },
-    ],
-    BENCH_METADATA,
-  );
-  clock.advance(DAY);
-  const noRotations = { schedule: async () => undefined };
-  const hygiene = await timed(() => sweepHygiene(db, store, noRotations, clock.now()));
-  if (hygiene.result.raised.UNUSED_KEY !== KEYS)
-    throw new Error(`the hygiene sweep raised ${hygiene.result.raised.UNUSED_KEY} of ${KEYS} UNUSED_KEY`);
-  const steady = await timed(() => sweepHygiene(db, store, noRotations, clock.now()));
-  if (Object.keys(steady.result.raised).length > 0) throw new Error('the second hygiene run raised signals');
-  console.log(`hygiene sweep: ${KEYS} UNUSED_KEY in ${round(hygiene.ms, 1)} ms; the next run ${round(steady.ms, 1)} ms`);
-
-  clock.advance(2 * DAY);
+  clock.advance(2 * 24 * 3600 * 1000);
   const now = clock.now();
 
   // --- Baseline: the sweep's own batch query and row decoding, writing nothing.
@@ -143,8 +64,6 @@ export async function sweepBench(): Promise<number> {
   const figures = [
     { run: 'read the candidate keys (baseline)', keys: baseline.result, ms: round(baseline.ms, 1) },
     { run: 'expiry sweep (KeyExpired for each)', keys: sweep.result.expired, ms: round(sweep.ms, 1) },
-    { run: 'hygiene sweep (UNUSED_KEY for each)', keys: KEYS, ms: round(hygiene.ms, 1) },
-    { run: 'hygiene sweep again (nothing new)', keys: KEYS, ms: round(steady.ms, 1) },
   ].map((f) => ({ ...f, keysPerSecond: Math.round(f.keys / (f.ms / 1000)) }));
   const ratio = round(figures[1].keysPerSecond / figures[0].keysPerSecond, 3);
   console.log('');
@@ -174,6 +93,69 @@ export async function sweepBench(): Promise<number> {
   );
   console.log(`wrote bench/results/sweep.json (${elapsed(startedAt)})`);
   return 0;
+}
+
+/**
+ * One tenant, one production account, and `count` keys of `days` days issued through the
+ * aggregate's decideIssue, a thousand per append. Also the hygiene bench's fixture.
+ */
+export async function seedKeys(
+  store: EventStore,
+  clock: ManualClock,
+  count: number,
+  days: number,
+): Promise<string> {
+  await seedTenant(store, TENANT);
+  const accountId = newId(ID_PREFIX.serviceAccount);
+  const created = benchAccountCreated(accountId, TENANT, 'swept-account', ['tickets:read']);
+  await store.append(
+    [
+      {
+        tenantId: TENANT,
+        streamId: accountId,
+        streamType: SERVICE_ACCOUNT_STREAM,
+        expectedVersion: 0,
+        events: created,
+      },
+    ],
+    BENCH_METADATA,
+  );
+  const account = {
+    id: accountId,
+    tenantId: TENANT,
+    status: 'active' as const,
+    environment: 'production' as const,
+    allowedScopes: ['tickets:read'],
+    boundaries: [],
+  };
+  for (let done = 0; done < count; done += BATCH) {
+    const appends: StreamAppend[] = [];
+    for (let i = 0; i < Math.min(BATCH, count - done); i++) {
+      const id = newId(ID_PREFIX.key);
+      const secret = issueKeySecret(id, 'production');
+      const events = decideIssue(
+        {
+          id,
+          name: 'bulk',
+          scopes: ['tickets:read'],
+          boundaries: [],
+          allowedCidrs: [],
+          rateLimit: null,
+          expiresInDays: days,
+        },
+        {
+          account,
+          policy: DEFAULT_POLICY,
+          liveKeys: 0,
+          now: clock.now(),
+          secret: { prefix: secret.prefix, hash: secret.hash },
+        },
+      );
+      appends.push({ tenantId: TENANT, streamId: id, streamType: KEY_STREAM, expectedVersion: 0, events });
+    }
+    await store.append(appends, BENCH_METADATA);
+  }
+  return accountId;
 }
 
 /** The sweep's candidate query, batch by batch, decoding each row as the sweep does. */

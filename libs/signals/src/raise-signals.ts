@@ -166,21 +166,26 @@ async function signalAccounts(db: Db, raises: readonly RaiseSignal[]): Promise<M
   return byId;
 }
 
-/** The unresolved signal of each (tenant, type, subject) named, read in one query. */
+/**
+ * The unresolved signal of each (tenant, type, subject) named, read in one query. By subject
+ * (index `signals_subject`), then matched exactly here: a row-value IN list is not planned onto
+ * an index, and a scan of every signal per slice made a sweep quadratic.
+ */
 async function unresolvedSignals(db: Db, subjects: readonly RaiseSignal[]): Promise<Map<string, Signal>> {
+  const wanted = new Set(subjects.map(subjectKey));
   const rows = await db
     .selectFrom('signals')
     .selectAll()
     .where('status', '<>', 'resolved')
-    .where((eb) =>
-      eb(
-        eb.refTuple('tenant_id', 'type', 'subject'),
-        'in',
-        subjects.map((s) => eb.tuple(s.tenantId, s.type, signalSubject(s))),
-      ),
-    )
+    .where('subject', 'in', [...new Set(subjects.map(signalSubject))])
+    .where('type', 'in', [...new Set(subjects.map((s) => s.type))])
     .execute();
-  return new Map(rows.map((row) => [subjectKey(signalFromRow(row)), signalFromRow(row)]));
+  const found = new Map<string, Signal>();
+  for (const row of rows) {
+    const signal = signalFromRow(row);
+    if (wanted.has(subjectKey(signal))) found.set(subjectKey(signal), signal);
+  }
+  return found;
 }
 
 /**
