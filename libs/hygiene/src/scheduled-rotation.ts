@@ -83,7 +83,14 @@ export async function rotateWithDelivery(
     if (clock.now().getTime() - old.updatedAt.getTime() < STALE_ROTATION_MS) {
       return { status: 'skipped', reason: 'a rotation of this key is delivering its secret' };
     }
-    await abandon(store, old, 'interrupted before its delivery was confirmed', clock.now(), metadata);
+    const interrupted = 'interrupted before its delivery was confirmed';
+    await settle(
+      store,
+      job,
+      old.pendingReplacement,
+      abandoning(interrupted, clock),
+      metadata('secret delivery failed'),
+    );
     old = (await loadKey(store, job))!;
   } else if (old.version !== job.version) {
     return { status: 'skipped', reason: 'the key changed since the sweep saw it' };
@@ -188,25 +195,24 @@ export async function rotateWithDelivery(
     );
     return { status: 'rotated', newKeyId, attempts: delivery.attempts };
   }
-  await settle(
-    store,
-    job,
-    newKeyId,
-    (current, pending) => {
-      const abandoned = decideAbandonRotation(current, pending, delivery.error, clock.now());
-      return [
-        keyAppend(current, current.version, abandoned.old),
-        keyAppend(pending, pending.version, abandoned.issued),
-      ];
-    },
-    metadata('secret delivery failed'),
-  );
+  await settle(store, job, newKeyId, abandoning(delivery.error, clock), metadata('secret delivery failed'));
   await raiseFailed(db, store, old, newKeyId, delivery.error, delivery.attempts, metadata);
   return { status: 'failed', newKeyId, attempts: delivery.attempts, error: delivery.error };
 }
 
 /** Conflicts met while settling, read again each time; each means someone else committed. */
 const SETTLE_ATTEMPTS = 10;
+
+/** The old key as before, the undelivered replacement revoked (`delivery-failed`), in one commit. */
+function abandoning(error: string, clock: Clock) {
+  return (old: Key, replacement: Key): StreamAppend[] => {
+    const abandoned = decideAbandonRotation(old, replacement, error, clock.now());
+    return [
+      keyAppend(old, old.version, abandoned.old),
+      keyAppend(replacement, replacement.version, abandoned.issued),
+    ];
+  };
+}
 
 async function settle(
   store: EventStore,
@@ -273,24 +279,6 @@ function keyAppend(
   events: KeyEvent[],
 ): StreamAppend {
   return { tenantId: key.tenantId, streamId: key.id, streamType: KEY_STREAM, expectedVersion, events };
-}
-
-/** The old key as before, the undelivered replacement revoked (`delivery-failed`), in one commit. */
-async function abandon(
-  store: EventStore,
-  old: Key,
-  error: string,
-  now: Date,
-  metadata: (reason: string) => EventMetadata,
-  replacement?: Key,
-): Promise<void> {
-  const pending =
-    replacement ?? (await loadKey(store, { tenantId: old.tenantId, keyId: old.pendingReplacement! }))!;
-  const abandoned = decideAbandonRotation(old, pending, error, now);
-  await store.append(
-    [keyAppend(old, old.version, abandoned.old), keyAppend(pending, pending.version, abandoned.issued)],
-    metadata('secret delivery failed'),
-  );
 }
 
 async function raiseFailed(
