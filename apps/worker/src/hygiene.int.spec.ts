@@ -303,3 +303,47 @@ it('a key the worker revokes as unused is refused by the API at once, not after 
   await waitFor('the refusal', async () => (await verify()).code === 'REVOKED', 1_000);
   expect(Date.now() - refusedWithin).toBeLessThan(1_000);
 });
+
+it('a rotation job that fails every attempt raises ROTATION_FAILED on its key', async () => {
+  const t = await createTenant(api, 'wkh-failing');
+  const auth = bearer(t.admin);
+  const account = await api.http
+    .post('/v1/service-accounts')
+    .set(auth)
+    .send({
+      name: 'unreadable-secret',
+      environment: 'staging',
+      businessOwner: 'o',
+      technicalOwner: 't',
+      allowedScopes: ['a:read'],
+      rotationPolicy: { maxKeyAgeDays: 30, notifyBeforeDays: 7, autoRotate: true },
+      secretDelivery: { url: `${base}/never` },
+    })
+    .expect(201);
+  const key = await api.http
+    .post(`/v1/service-accounts/${account.body.id}/keys`)
+    .set(auth)
+    .send({ name: 'k', scopes: ['a:read'] })
+    .expect(201);
+  // A signing secret that no longer opens (the encryption key changed): every attempt throws.
+  await api.database.db
+    .updateTable('secret_delivery_secrets')
+    .set({ ciphertext: 'not-a-ciphertext' })
+    .where('service_account_id', '=', account.body.id)
+    .execute();
+  api.clock.advance(23 * DAY);
+  await queue(QUEUES.rotations).add(
+    JOB.rotateKey,
+    { tenantId: t.tenantId, keyId: key.body.id, version: 1 },
+    { attempts: 2, backoff: { type: 'fixed', delay: 10 } },
+  );
+  const signals = await waitFor('ROTATION_FAILED', async () => {
+    const res = await api.http.get(`/v1/signals?serviceAccountId=${account.body.id}`).set(auth).expect(200);
+    return res.body.items.length > 0 && res.body.items;
+  });
+  expect(signals).toEqual([
+    expect.objectContaining({ type: 'ROTATION_FAILED', keyId: key.body.id, count: 1 }),
+  ]);
+  expect(signals[0].detail.error).toMatch(/^the rotation job failed: /);
+  expect(deliveredTo('/never')).toEqual([]);
+});

@@ -6,16 +6,8 @@ import { systemClock, type Clock } from '@keyward/core';
 import { createDb, type Db } from '@keyward/db';
 import { EventStore } from '@keyward/event-store';
 import { secretDeliverySigningSecret } from '@keyward/accounts';
-import { rotationJobFailed, type RotationScheduler } from '@keyward/hygiene';
-import {
-  JOB,
-  QUEUES,
-  declareSchedules,
-  rotateKeyJobId,
-  rotationsQueue,
-  webhooksQueue,
-  type RotateKeyJob,
-} from '@keyward/jobs';
+import type { RotationScheduler } from '@keyward/hygiene';
+import { JOB, QUEUES, declareSchedules, rotateKeyJobId, rotationsQueue, webhooksQueue } from '@keyward/jobs';
 import { inlineProjections } from '@keyward/projections';
 import { closeRedis, createRedis, producerConnection, workerConnection } from '@keyward/redis';
 import { publishKeyInvalidations } from '@keyward/keys';
@@ -139,18 +131,12 @@ export async function startWorker(
     worker.on('completed', (job) =>
       logger.info({ queue, jobId: job.id, name: job.name, result: job.returnvalue }, 'job completed'),
     );
-    worker.on('failed', (job, error) => {
+    worker.on('failed', (job, error) =>
       logger.error(
         { queue, jobId: job?.id, name: job?.name, attempts: job?.attemptsMade, err: error },
         'job failed',
-      );
-      // A rotation that failed its last attempt is the account's problem to know about: a signal.
-      if (queue === QUEUES.rotations && job && job.attemptsMade >= (job.opts.attempts ?? 1)) {
-        rotationJobFailed(db, store, job.data as RotateKeyJob, error.message, `rotation-${job.id}`).catch(
-          (err: unknown) => logger.error({ err, jobId: job.id }, 'could not raise ROTATION_FAILED'),
-        );
-      }
-    });
+      ),
+    );
     worker.on('error', (error) => logger.error({ queue, err: error }, 'worker error'));
     return worker;
   });
