@@ -1,5 +1,3 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Queue } from 'bullmq';
 import pino from 'pino';
 import { toRecordedEvent } from '@keyward/event-store';
@@ -7,6 +5,7 @@ import { JOB, QUEUES } from '@keyward/jobs';
 import { producerConnection } from '@keyward/redis';
 import { recordDeliveries, verifySignature } from '@keyward/webhooks';
 import { bearer, createTenant, newServerErrors, startTestApi, type TestApi } from '../../../test/support/api';
+import { startReceiver, type Receiver, type ReceivedRequest } from '../../../test/support/receiver';
 import { waitFor } from '../../../test/support/wait';
 import { startWorker, type KeywardWorker } from './worker';
 
@@ -18,9 +17,9 @@ import { startWorker, type KeywardWorker } from './worker';
  */
 let api: TestApi;
 let worker: KeywardWorker;
-let receiver: Server;
+let receiver: Receiver;
 let base: string;
-const received: { path: string; body: string; signature: string }[] = [];
+let received: ReceivedRequest[];
 const queues: Queue[] = [];
 const NEVER = '0 0 1 1 *';
 const DAY = 24 * 3600 * 1000;
@@ -37,25 +36,13 @@ beforeAll(async () => {
     pino({ level: 'silent' }),
     { clock: api.clock },
   );
-  receiver = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      received.push({
-        path: req.url ?? '',
-        body: Buffer.concat(chunks).toString('utf8'),
-        signature: String(req.headers['keyward-signature']),
-      });
-      res.writeHead(200).end();
-    });
-  });
-  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+  receiver = await startReceiver();
+  ({ base, received } = receiver);
 });
 afterAll(async () => {
   await Promise.all(queues.map((q) => q.close()));
   await worker?.close();
-  await new Promise((resolve) => receiver?.close(resolve));
+  await receiver?.close();
   await api?.close();
 });
 afterEach(() => {
@@ -132,9 +119,14 @@ it('rotates a due key through the rotations queue, delivers its secret, and tell
   });
   const delivery = received.find((r) => r.path === '/secrets')!;
   expect(
-    verifySignature(auto.body.secretDelivery.signingSecret, delivery.body, delivery.signature, {
-      now: Math.floor(Date.now() / 1000),
-    }),
+    verifySignature(
+      auto.body.secretDelivery.signingSecret,
+      delivery.body,
+      String(delivery.headers['keyward-signature']),
+      {
+        now: Math.floor(Date.now() / 1000),
+      },
+    ),
   ).toBe(true);
   await waitFor('the old key in its grace', async () => {
     const old = await api.http.get(`/v1/keys/${autoKey.body.id}`).set(auth).expect(200);
@@ -157,9 +149,14 @@ it('rotates a due key through the rotations queue, delivers its secret, and tell
   });
   const hookDelivery = received.find((r) => r.path === '/hooks')!;
   expect(
-    verifySignature(hook.body.signingSecret, hookDelivery.body, hookDelivery.signature, {
-      now: Math.floor(Date.now() / 1000),
-    }),
+    verifySignature(
+      hook.body.signingSecret,
+      hookDelivery.body,
+      String(hookDelivery.headers['keyward-signature']),
+      {
+        now: Math.floor(Date.now() / 1000),
+      },
+    ),
   ).toBe(true);
   // The new secret went to the secretDelivery URL only, never into a webhook.
   for (const r of received.filter((x) => x.path === '/hooks')) expect(r.body).not.toContain(secret.secret);

@@ -1,11 +1,10 @@
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { sql } from 'kysely';
 import { secretDeliverySigningSecret } from '@keyward/accounts';
 import { EventStore, StreamVersionConflict } from '@keyward/event-store';
 import { inlineProjections } from '@keyward/projections';
 import { SecretBox, verifySignature } from '@keyward/webhooks';
 import { bearer, createTenant, newServerErrors, startTestApi, type TestApi } from '../../../test/support/api';
+import { startReceiver, type Receiver, type ReceivedRequest } from '../../../test/support/receiver';
 import { STALE_ROTATION_MS } from './hygiene-rules';
 import { rotateWithDelivery, rotationJobFailed, type SecretDeliverySettings } from './scheduled-rotation';
 
@@ -17,60 +16,41 @@ import { rotateWithDelivery, rotationJobFailed, type SecretDeliverySettings } fr
  */
 let api: TestApi;
 let store: EventStore;
-let receiver: Server;
+let receiver: Receiver;
 let base: string;
+let received: ReceivedRequest[];
+let answers: Map<string, number[]>;
 const DAY = 24 * 3600 * 1000;
 
-interface Received {
-  path: string;
-  headers: IncomingHttpHeaders;
-  body: string;
-  /** The old key as the read model had it when the receiver was called. */
-  oldKeyAtDelivery: { grace_ends_at: Date | null; pending_replacement: string | null } | undefined;
-}
-const received: Received[] = [];
-/** Status codes each path answers, in turn; the last one repeats. */
-const answers = new Map<string, number[]>();
 /** The old key each path's delivery is for, to look it up while the delivery is in flight. */
 const watching = new Map<string, string>();
+type OldKeyRow = { grace_ends_at: Date | null; pending_replacement: string | null };
+/** The old key as the read model had it while the receiver held each request. */
+const oldKeyAtDelivery = new Map<ReceivedRequest, OldKeyRow | undefined>();
 /** What happens elsewhere while a path's delivery is in flight (before it is answered). */
 const meanwhile = new Map<string, () => Promise<void>>();
 
 beforeAll(async () => {
   api = await startTestApi({ KEYWARD_WEBHOOK_ALLOW_PRIVATE: 'true' });
   store = new EventStore(api.database.db, inlineProjections, api.clock);
-  receiver = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const path = req.url ?? '';
-      const oldKeyId = watching.get(path);
-      void (async () => {
-        const oldKeyAtDelivery = oldKeyId
-          ? await api.database.db
-              .selectFrom('keys')
-              .select(['grace_ends_at', 'pending_replacement'])
-              .where('id', '=', oldKeyId)
-              .executeTakeFirst()
-          : undefined;
-        received.push({
-          path,
-          headers: req.headers,
-          body: Buffer.concat(chunks).toString('utf8'),
-          oldKeyAtDelivery,
-        });
-        await meanwhile.get(path)?.();
-        const queue = answers.get(path) ?? [200];
-        const status = queue.length > 1 ? queue.shift()! : queue[0]!;
-        res.writeHead(status).end();
-      })();
-    });
+  receiver = await startReceiver(async (request) => {
+    const oldKeyId = watching.get(request.path);
+    oldKeyAtDelivery.set(
+      request,
+      oldKeyId
+        ? await api.database.db
+            .selectFrom('keys')
+            .select(['grace_ends_at', 'pending_replacement'])
+            .where('id', '=', oldKeyId)
+            .executeTakeFirst()
+        : undefined,
+    );
+    await meanwhile.get(request.path)?.();
   });
-  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+  ({ base, received, answers } = receiver);
 });
 afterAll(async () => {
-  await new Promise((resolve) => receiver?.close(resolve));
+  await receiver?.close();
   await api?.close();
 });
 afterEach(() => {
@@ -158,7 +138,10 @@ it('delivers the new secret signed like a webhook, and starts the old key grace 
     }),
   ).toBe(true);
   // While the receiver held the request, the old key had no grace: it was the rotation in flight.
-  expect(delivery.oldKeyAtDelivery).toEqual({ grace_ends_at: null, pending_replacement: outcome.newKeyId });
+  expect(oldKeyAtDelivery.get(delivery)).toEqual({
+    grace_ends_at: null,
+    pending_replacement: outcome.newKeyId,
+  });
 
   // The delivered key works; the old one works until its grace (a day) ends.
   expect(await verify(f.verifier, body.secret)).toMatchObject({ valid: true, keyId: outcome.newKeyId });

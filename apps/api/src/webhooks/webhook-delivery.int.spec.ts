@@ -1,5 +1,3 @@
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { Queue } from 'bullmq';
 import { JOB, QUEUES, WEBHOOK_ATTEMPTS } from '@keyward/jobs';
@@ -12,6 +10,7 @@ import {
   startTestApi,
   type TestApi,
 } from '../../../../test/support/api';
+import { startReceiver, type Receiver, type ReceivedRequest } from '../../../../test/support/receiver';
 import { startWorker, type KeywardWorker } from '../../../worker/src/worker';
 
 /**
@@ -20,19 +19,13 @@ import { startWorker, type KeywardWorker } from '../../../worker/src/worker';
  * The retry delay is 20 ms, so eight attempts take about 2.5 s.
  */
 
-interface Received {
-  path: string;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
 let api: TestApi;
 let worker: KeywardWorker;
-let receiver: Server;
+let receiver: Receiver;
 let base: string;
-const received: Received[] = [];
+let received: ReceivedRequest[];
 /** Status codes each path answers, in turn; the last one repeats. */
-const answers = new Map<string, number[]>();
+let answers: Map<string, number[]>;
 
 beforeAll(async () => {
   api = await startTestApi({ KEYWARD_WEBHOOK_ALLOW_PRIVATE: 'true', KEYWARD_WEBHOOK_RETRY_DELAY_MS: '20' });
@@ -40,23 +33,12 @@ beforeAll(async () => {
   worker = await startWorker({ ...api.config, sweepCron: '0 0 1 1 *' }, pino({ level: 'silent' }), {
     clock: api.clock,
   });
-  receiver = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const path = req.url ?? '';
-      received.push({ path, headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
-      const queue = answers.get(path) ?? [200];
-      const status = queue.length > 1 ? queue.shift()! : queue[0]!;
-      res.writeHead(status).end();
-    });
-  });
-  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+  receiver = await startReceiver();
+  ({ base, received, answers } = receiver);
 });
 afterAll(async () => {
   await worker?.close();
-  await new Promise((resolve) => receiver?.close(resolve));
+  await receiver?.close();
   await api?.close();
 });
 afterEach(() => {
