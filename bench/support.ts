@@ -144,17 +144,20 @@ const MAX_LOG_SAMPLES = 8;
  * Starts bench/api-server.ts in a child process with `env` (read there by loadConfig), so that
  * autocannon, in this process, does not share the API's event loop. Its log lines are counted by level.
  */
-export async function startApiProcess(env: NodeJS.ProcessEnv, timeoutMs: number): Promise<ApiProcess> {
+export function startApiProcess(env: NodeJS.ProcessEnv, timeoutMs: number): Promise<ApiProcess> {
+  return startServerProcess('api-server.ts', env, timeoutMs);
+}
+
+/** A server of bench/ (api-server.ts, bare-server.ts) in a child process of its own. */
+export async function startServerProcess(
+  script: string,
+  env: NodeJS.ProcessEnv,
+  timeoutMs: number,
+): Promise<ApiProcess> {
   const root = path.resolve(__dirname, '..');
   const child = spawn(
     process.execPath,
-    [
-      '-r',
-      'ts-node/register/transpile-only',
-      '-r',
-      'tsconfig-paths/register',
-      path.join(__dirname, 'api-server.ts'),
-    ],
+    ['-r', 'ts-node/register/transpile-only', '-r', 'tsconfig-paths/register', path.join(__dirname, script)],
     { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] },
   );
   const log: ServerLog = { warn: 0, error: 0, other: 0, samples: [] };

@@ -17,6 +17,7 @@ import {
   load,
   mapLimit,
   startApiProcess,
+  startServerProcess,
   table,
   type LoadSettings,
   type ServerLog,
@@ -25,8 +26,9 @@ import {
 } from './support';
 
 /**
- * DESIGN.md "The verify path" is held to a benchmark: POST /v1/verify against an authenticated
- * baseline, on a fresh database, through the real HTTP API running in its own process.
+ * DESIGN.md "The verify path" is held to a benchmark: POST /v1/verify and the gateway check
+ * against a bare Fastify server (the framework ceiling, in its own process) measured in the same
+ * run, on a fresh database, through the real HTTP API running in its own process.
  */
 
 const DATABASE = 'keyward_bench';
@@ -34,12 +36,16 @@ const REDIS_PREFIX = 'kwbench';
 const TENANT = 'bench';
 const PLAIN_KEYS = 200;
 const BOUNDED_KEYS = 10;
+const LIMITED_KEYS = 50;
+/** Never reached in a run: the rate-limited run measures the limiter's cost, not its refusals. */
+const LIMIT = { limit: 1_000_000, windowSeconds: 3600 };
 const ACCOUNT_BOUNDARY = 'site:plant-7';
 const RESOURCE = 'site:plant-7/asset:P-101';
 const SETTINGS: LoadSettings = { connections: 50, pipelining: 1, warmupSeconds: 2, durationSeconds: 10 };
 const API_MODE =
   'child process: bench/api-server.ts (createApi of apps/api/src/app.ts under ts-node --transpile-only), ' +
-  'NODE_ENV=production, LOG_LEVEL=warn; autocannon in the parent process; no worker process';
+  'NODE_ENV=production, LOG_LEVEL=info (the service default); bare Fastify: bench/bare-server.ts; ' +
+  'autocannon in the parent process; no worker process';
 
 interface IssuedKey {
   id: string;
@@ -56,9 +62,15 @@ interface VerifyAnswerBody {
 interface RunSpec {
   name: string;
   description: string;
+  /** Which server: Keyward's API, or the bare Fastify ceiling. */
+  target?: 'api' | 'bare';
   method: 'GET' | 'POST';
   path: string;
   token?: string;
+  /** The gateway's own credential, in X-Keyward-Verifier. */
+  gatewayToken?: string;
+  /** A fixed body, where the run's request does not set one per call. */
+  body?: string;
   request: autocannon.Request;
   tally: AnswerTally;
 }
@@ -76,7 +88,7 @@ interface RunResult {
   statusCodes: Record<string, number>;
   errors: number;
   timeouts: number;
-  ratioToAuthBaseline: number | null;
+  ratioToBare: number | null;
   /** Every answer of the warm-up and the measured run, checked in onResponse. */
   answers: { checked: number; wrong: number; samples: string[] };
 }
@@ -99,7 +111,7 @@ export async function verifyBench(): Promise<number> {
     NODE_ENV: 'production',
     KEYWARD_BOOTSTRAP_TOKEN: bootstrapToken,
     KEYWARD_ENCRYPTION_KEY: randomBase62(40),
-    LOG_LEVEL: 'warn',
+    LOG_LEVEL: 'info',
     KEYWARD_REDIS_PREFIX: REDIS_PREFIX,
   };
   const config = loadConfig(env);
@@ -122,6 +134,8 @@ export async function verifyBench(): Promise<number> {
   cleanup.add(`drop database ${DATABASE}`, () => dropDatabase(databaseUrl));
   await freshDatabase(databaseUrl);
 
+  const bare = await startServerProcess('bare-server.ts', env, 30_000);
+  cleanup.add('stop the bare Fastify server', () => bare.stop());
   const api = await startApiProcess(env, 30_000);
   cleanup.add('stop the API', () => api.stop());
   const base = api.baseUrl;
@@ -166,10 +180,14 @@ export async function verifyBench(): Promise<number> {
     issue(`bench-bounded-${i}`, { boundaries: [`${RESOURCE}`] }),
   );
   const elsewhere = await issue('bench-elsewhere', { boundaries: [`${ACCOUNT_BOUNDARY}/asset:P-999`] });
+  const limited = await mapLimit(range(LIMITED_KEYS), 4, (i) =>
+    issue(`bench-limited-${i}`, { rateLimit: LIMIT }),
+  );
   const unknownKeys = range(PLAIN_KEYS).map(() => issueKeySecret(newId(ID_PREFIX.key), 'production').secret);
   console.log(
     `fixture: tenant ${TENANT}, account ${account.id}, ${plain.length} keys + ${bounded.length} bounded + 1 ` +
-      `out of the resource's boundary, ${unknownKeys.length} unknown well-formed keys (${elapsed(startedAt)})`,
+      `out of the resource's boundary, ${limited.length} rate-limited, ${unknownKeys.length} unknown ` +
+      `well-formed keys (${elapsed(startedAt)})`,
   );
 
   // --- Answers checked by hand, before and after the load.
@@ -250,31 +268,49 @@ export async function verifyBench(): Promise<number> {
   };
 
   const scopedKeys = [...plain, ...bounded];
+  const gatewayPath = `/v1/gateway/check?scope=tickets:read&resource=${encodeURIComponent(RESOURCE)}`;
+  const gatewayRequests = () => {
+    const tally = new AnswerTally();
+    let next = 0;
+    const request: autocannon.Request = {
+      setupRequest: (req, context) => {
+        const index = next++ % scopedKeys.length;
+        context.index = index;
+        return { ...req, headers: { ...req.headers, 'x-api-key': scopedKeys[index].secret } };
+      },
+      onResponse: (status, _body, context, headers) => {
+        const ok = status === 200 && headers['x-keyward-key-id'] === scopedKeys[context.index as number].id;
+        tally.record(ok, () => `${status} ${JSON.stringify(headers)} (request ${String(context.index)})`);
+      },
+    };
+    return { request, tally };
+  };
   const runs: RunSpec[] = [
     {
+      name: 'bare fastify',
+      description: 'the ceiling: a bare Fastify server answering a small JSON POST, its own process',
+      target: 'bare',
+      method: 'POST',
+      path: '/verify',
+      ...fixed((status, body) => status === 200 && body.includes('"valid":true')),
+      body: JSON.stringify({ key: plain[0].secret }),
+    },
+    {
       name: 'health/live',
-      description: 'reference: unauthenticated, no I/O',
+      description: 'the API with no auth and no I/O',
       method: 'GET',
       path: '/health/live',
       ...fixed((status, body) => status === 200 && body === '{"status":"ok"}'),
     },
     {
-      name: 'auth baseline',
-      description: 'GET /v1/policy as admin: authenticated, one small read',
-      method: 'GET',
-      path: '/v1/policy',
-      token: admin,
-      ...fixed((status, body) => status === 200 && body.includes('"maxActiveKeys":1000')),
-    },
-    {
       name: 'verify valid',
-      description: `valid key, rotating over ${plain.length} keys`,
+      description: `scope, resource, environment and source, rotating over ${scopedKeys.length} keys`,
       method: 'POST',
       path: '/v1/verify',
       token: verifier,
       ...verifyRequests(
-        plain.map((key) => JSON.stringify({ key: key.secret })),
-        (answer, i) => answer.valid === true && answer.keyId === plain[i].id,
+        scopedKeys.map((key) => JSON.stringify(scopedBody(key.secret))),
+        (answer, i) => answer.valid === true && answer.keyId === scopedKeys[i].id,
       ),
     },
     {
@@ -289,15 +325,23 @@ export async function verifyBench(): Promise<number> {
       ),
     },
     {
-      name: 'verify scope+resource',
-      description: `scope, resource, environment and source ip, rotating over ${scopedKeys.length} keys`,
+      name: 'verify rate-limited',
+      description: `a key with a rate limit (one Redis round trip), rotating over ${limited.length} keys`,
       method: 'POST',
       path: '/v1/verify',
       token: verifier,
       ...verifyRequests(
-        scopedKeys.map((key) => JSON.stringify(scopedBody(key.secret))),
-        (answer, i) => answer.valid === true && answer.keyId === scopedKeys[i].id,
+        limited.map((key) => JSON.stringify({ key: key.secret, scope: 'tickets:read' })),
+        (answer, i) => answer.valid === true && answer.keyId === limited[i].id && answer.rateLimit !== null,
       ),
+    },
+    {
+      name: 'gateway check',
+      description: `GET with X-Api-Key, scope and resource in the query, rotating over ${scopedKeys.length} keys`,
+      method: 'GET',
+      path: gatewayPath,
+      gatewayToken: verifier,
+      ...gatewayRequests(),
     },
   ];
 
@@ -305,9 +349,16 @@ export async function verifyBench(): Promise<number> {
   for (const run of runs) {
     const headers: Record<string, string> = { ...(run.method === 'POST' ? json : {}) };
     if (run.token) headers.authorization = `Bearer ${run.token}`;
+    if (run.gatewayToken) headers['x-keyward-verifier'] = `Bearer ${run.gatewayToken}`;
     const result = await load(
-      base,
-      { title: run.name, method: run.method, path: run.path, headers, request: run.request },
+      run.target === 'bare' ? bare.baseUrl : base,
+      {
+        title: run.name,
+        method: run.method,
+        path: run.path,
+        headers,
+        request: run.body === undefined ? run.request : { ...run.request, body: run.body },
+      },
       SETTINGS,
     );
     results.push(summarise(run, result));
@@ -316,15 +367,16 @@ export async function verifyBench(): Promise<number> {
       `  ${run.name}: ${last.requestsPerSecond.mean} req/s, p99 ${last.latencyMs.p99} ms (${elapsed(startedAt)})`,
     );
   }
-  const baseline = results.find((r) => r.name === 'auth baseline')!.requestsPerSecond.mean;
+  const ceiling = results.find((r) => r.name === 'bare fastify')!.requestsPerSecond.mean;
   for (const result of results) {
-    result.ratioToAuthBaseline = baseline > 0 ? round(result.requestsPerSecond.mean / baseline, 2) : null;
+    result.ratioToBare = ceiling > 0 ? round(result.requestsPerSecond.mean / ceiling, 2) : null;
   }
 
   await checkByHand('after');
   const loadAfter = os.loadavg();
   // Stopped here, not only in the clean-up, so that its last log lines are counted below.
   await api.stop();
+  await bare.stop();
 
   // --- Report.
   console.log('');
@@ -372,7 +424,12 @@ export async function verifyBench(): Promise<number> {
           loadAverageAfter: loadAfter,
         },
         api: API_MODE,
-        settings: { ...SETTINGS, plainKeys: plain.length, boundedKeys: bounded.length },
+        settings: {
+          ...SETTINGS,
+          plainKeys: plain.length,
+          boundedKeys: bounded.length,
+          limitedKeys: limited.length,
+        },
         runs: results,
         manualChecks: manual,
         serverLog,
@@ -392,7 +449,7 @@ function summarise(run: RunSpec, result: autocannon.Result): RunResult {
     name: run.name,
     description: run.description,
     request: `${run.method} ${run.path}`,
-    authenticated: run.token !== undefined,
+    authenticated: run.token !== undefined || run.gatewayToken !== undefined,
     requestsPerSecond: {
       mean: result.requests.mean,
       stddev: result.requests.stddev,
@@ -415,7 +472,7 @@ function summarise(run: RunSpec, result: autocannon.Result): RunResult {
     ),
     errors: result.errors,
     timeouts: result.timeouts,
-    ratioToAuthBaseline: null,
+    ratioToBare: null,
     answers: { checked: run.tally.checked, wrong: run.tally.wrong, samples: run.tally.samples },
   };
 }
@@ -430,7 +487,7 @@ function report(results: RunResult[]): string {
       { title: 'p99 ms', right: true },
       { title: 'non-2xx', right: true },
       { title: 'errors', right: true },
-      { title: 'vs auth baseline', right: true },
+      { title: 'vs bare fastify', right: true },
       { title: 'answers wrong/checked', right: true },
     ],
     results.map((r) => [
@@ -441,7 +498,7 @@ function report(results: RunResult[]): string {
       String(r.latencyMs.p99),
       String(r.non2xx),
       r.timeouts > 0 ? `${r.errors} (${r.timeouts} timeouts)` : String(r.errors),
-      r.ratioToAuthBaseline === null ? '-' : `${r.ratioToAuthBaseline.toFixed(2)}x`,
+      r.ratioToBare === null ? '-' : `${r.ratioToBare.toFixed(2)}x`,
       `${r.answers.wrong}/${r.answers.checked}`,
     ]),
   );

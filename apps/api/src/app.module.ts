@@ -17,7 +17,7 @@ import { AuthGuard } from './auth/auth.guard';
 import { ProblemFilter } from './http/problem.filter';
 import { HealthController } from './observability/health.controller';
 import { loggerParams } from './observability/logging';
-import { Metrics, MetricsController } from './observability/metrics';
+import { MetricsModule } from './observability/metrics';
 import { QueueMetrics } from './observability/queue-metrics';
 import { TenantsController } from './tenants/tenants.controller';
 
@@ -44,10 +44,10 @@ export class AppModule {
         ReplayApiModule,
         SignalsApiModule,
         WebhooksApiModule,
+        MetricsModule,
       ],
-      controllers: [HealthController, MetricsController, TenantsController, ServiceAccountsController],
+      controllers: [HealthController, TenantsController, ServiceAccountsController],
       providers: [
-        Metrics,
         QueueMetrics,
         { provide: APP_GUARD, useClass: AuthGuard },
         { provide: APP_FILTER, useClass: ProblemFilter },

@@ -5,3 +5,4 @@ export * from './canonical-json';
 export * from './pg-errors';
 export * from './cursor';
 export * from './text';
+export * from './invalidated-cache';

@@ -15,3 +15,4 @@ export * from './key-cache';
 export * from './key-invalidations';
 export * from './expiry-sweep';
 export * from './rotation-policy';
+export * from './gateway';

@@ -97,11 +97,11 @@ describe('KeyCache', () => {
     for (const id of Object.keys(rows)) await c.get(id, load(id));
     expect(load.calls).toBe(3);
 
-    c.invalidate({ keys: ['key_c'], accounts: [] });
+    c.invalidate({ keys: ['key_c'], accounts: [], operators: [] });
     await c.get('key_c', load('key_c'));
     expect(load.calls).toBe(4);
 
-    c.invalidate({ keys: [], accounts: ['sa_1'] });
+    c.invalidate({ keys: [], accounts: ['sa_1'], operators: [] });
     for (const id of Object.keys(rows)) await c.get(id, load(id));
     expect(load.calls).toBe(6); // key_a and key_b again; key_c still cached
   });
@@ -110,7 +110,7 @@ describe('KeyCache', () => {
     const c = cache();
     let release!: (value: KeyRecord) => void;
     const slow = c.get('key_a', () => new Promise<KeyRecord>((resolve) => (release = resolve)));
-    c.invalidate({ keys: ['key_a'], accounts: [] });
+    c.invalidate({ keys: ['key_a'], accounts: [], operators: [] });
     release(record('key_a', 'sa_1'));
     expect((await slow)?.key.id).toBe('key_a');
     expect(c.size).toBe(0);
@@ -154,7 +154,7 @@ describe('KeyCache', () => {
 });
 
 describe('invalidationFor', () => {
-  it('names each key and account stream once and ignores every other stream', () => {
+  it('names each key, account and operator stream once and ignores every other stream', () => {
     expect(
       invalidationFor([
         { streamType: 'key', streamId: 'key_a' },
@@ -162,11 +162,12 @@ describe('invalidationFor', () => {
         { streamType: 'service-account', streamId: 'sa_1' },
         { streamType: 'tenant-policy', streamId: 'acme' },
         { streamType: 'operator', streamId: 'op_1' },
+        { streamType: 'operator', streamId: 'op_1' },
       ]),
-    ).toEqual({ keys: ['key_a'], accounts: ['sa_1'] });
+    ).toEqual({ keys: ['key_a'], accounts: ['sa_1'], operators: ['op_1'] });
   });
 
-  it('is null when nothing the verifier reads changed', () => {
+  it('is null when nothing the verifier or the auth guard reads changed', () => {
     expect(invalidationFor([{ streamType: 'tenant', streamId: 'acme' }])).toBeNull();
     expect(invalidationFor([])).toBeNull();
   });

@@ -1,6 +1,6 @@
 import Redis from 'ioredis';
 import type { RecordedEvent } from '@keyward/event-store';
-import { invalidationFor, type KeyCache, type KeyInvalidation } from './key-cache';
+import { invalidationFor, type InvalidationTarget, type KeyInvalidation } from './key-cache';
 
 export interface KeyInvalidationsOptions {
   redisUrl: string;
@@ -31,7 +31,7 @@ export async function publishKeyInvalidations(
 
 /**
  * Carries key invalidations between API instances over Redis pub/sub and keeps the local
- * KeyCache honest: the cache is trusted only while this instance's subscription is live. When
+ * caches (keys, operator credentials) honest: the cache is trusted only while this instance's subscription is live. When
  * the subscriber connection drops, messages sent meanwhile are lost, so the cache is emptied and
  * bypassed until the channel is subscribed again.
  */
@@ -42,7 +42,8 @@ export class KeyInvalidations {
   constructor(
     /** The shared fail-fast client; a subscribed connection cannot publish. */
     private readonly publisher: Redis,
-    private readonly cache: KeyCache,
+    /** The key cache, and the operator credential cache where the instance has one. */
+    private readonly caches: readonly InvalidationTarget[],
     private readonly options: KeyInvalidationsOptions,
   ) {
     this.channel = keyInvalidationsChannel(options.redisPrefix);
@@ -60,11 +61,11 @@ export class KeyInvalidations {
     });
     this.subscriber = subscriber;
     subscriber.on('error', () => undefined);
-    subscriber.on('close', () => this.cache.disable());
+    subscriber.on('close', () => this.each((cache) => cache.disable()));
     subscriber.on('message', (_channel: string, message: string) => this.receive(message));
     const subscribe = () =>
       subscriber.subscribe(this.channel).then(
-        () => this.cache.enable(),
+        () => this.each((cache) => cache.enable()),
         (error: unknown) => this.options.onError(error, 'could not subscribe to key invalidations'),
       );
     let started = false;
@@ -81,7 +82,7 @@ export class KeyInvalidations {
   async committed(events: readonly RecordedEvent[]): Promise<void> {
     const invalidation = invalidationFor(events);
     if (!invalidation) return;
-    this.cache.invalidate(invalidation);
+    this.each((cache) => cache.invalidate(invalidation));
     try {
       await publishKeyInvalidations(this.publisher, this.options.redisPrefix, events);
     } catch (error) {
@@ -96,19 +97,23 @@ export class KeyInvalidations {
   async close(): Promise<void> {
     const subscriber = this.subscriber;
     this.subscriber = null;
-    this.cache.disable();
+    this.each((cache) => cache.disable());
     if (!subscriber) return;
     if (subscriber.status === 'ready') await subscriber.quit().catch(() => subscriber.disconnect());
     else subscriber.disconnect();
   }
 
+  private each(act: (cache: InvalidationTarget) => void): void {
+    for (const cache of this.caches) act(cache);
+  }
+
   private receive(message: string): void {
     const invalidation = parseInvalidation(message);
     if (invalidation) {
-      this.cache.invalidate(invalidation);
+      this.each((cache) => cache.invalidate(invalidation));
     } else {
       // Something else wrote to the channel: forget everything rather than guess.
-      this.cache.clear();
+      this.each((cache) => cache.clear());
       this.options.onError(
         new Error('unreadable key invalidation'),
         'unreadable key invalidation; cache cleared',
@@ -122,8 +127,8 @@ function parseInvalidation(message: string): KeyInvalidation | null {
     const value = JSON.parse(message) as Partial<KeyInvalidation>;
     const strings = (list: unknown): list is string[] =>
       Array.isArray(list) && list.every((item) => typeof item === 'string');
-    return strings(value.keys) && strings(value.accounts)
-      ? { keys: value.keys, accounts: value.accounts }
+    return strings(value.keys) && strings(value.accounts) && strings(value.operators)
+      ? { keys: value.keys, accounts: value.accounts, operators: value.operators }
       : null;
   } catch {
     return null;

@@ -37,6 +37,13 @@ export type VerifyAnswer =
     }
   | { valid: false; code: DenialCode };
 
+/** A verification's answer, when it was made, and for a rate-limited key when its window resets. */
+export interface Verified {
+  answer: VerifyAnswer;
+  retryAt: Date | null;
+  at: Date;
+}
+
 /**
  * The verify path: parse and checksum without I/O, the key with its account (from the cache, or
  * one indexed read), the decision, then the Redis rate limit. A store that cannot be reached
@@ -56,9 +63,10 @@ export class Verifier {
     return this.cache.get(keyId, () => this.reader.record(keyId));
   }
 
-  async verify(tenantId: string, request: VerifyRequest): Promise<VerifyAnswer> {
+  /** The answer, and for a rate-limited key when its window resets (a gateway's Retry-After). */
+  async verify(tenantId: string, request: VerifyRequest): Promise<Verified> {
     const now = this.clock.now();
-    const { answer, record } = await this.decideAndLimit(tenantId, request, now);
+    const { answer, record, retryAt } = await this.decideAndLimit(tenantId, request, now);
     this.usage.record({
       tenantId,
       keyId: record?.key.id ?? null,
@@ -68,26 +76,29 @@ export class Verifier {
       system: request.source?.system ?? null,
       at: now,
     });
-    return answer;
+    return { answer, retryAt, at: now };
   }
 
   private async decideAndLimit(
     tenantId: string,
     request: VerifyRequest,
     now: Date,
-  ): Promise<{ answer: VerifyAnswer; record: KeyRecord | null }> {
+  ): Promise<{ answer: VerifyAnswer; record: KeyRecord | null; retryAt: Date | null }> {
     const parsed = parseCandidate(request.key);
-    if (!parsed) return { answer: { valid: false, code: 'MALFORMED' }, record: null };
+    if (!parsed) return { answer: { valid: false, code: 'MALFORMED' }, record: null, retryAt: null };
     const found = await this.lookup(`key_${parsed.idPart}`);
     // Another tenant's key is, to this tenant, a key that does not exist.
     const record = found?.key.tenantId === tenantId ? found : null;
     const decision = decide(request.key, record, request, now);
-    if (!decision.valid) return { answer: { valid: false, code: decision.code }, record: decision.record };
+    if (!decision.valid) {
+      return { answer: { valid: false, code: decision.code }, record: decision.record, retryAt: null };
+    }
     const { key, account } = decision.record;
     let rateLimit: { remaining: number; resetAt: string } | null = null;
     if (key.rateLimit) {
       const state = await this.limiter.take(key.id, key.rateLimit, now);
-      if (!state.allowed) return { answer: { valid: false, code: 'RATE_LIMITED' }, record };
+      if (!state.allowed)
+        return { answer: { valid: false, code: 'RATE_LIMITED' }, record, retryAt: state.resetAt };
       rateLimit = { remaining: state.remaining, resetAt: state.resetAt.toISOString() };
     }
     const answer: VerifyAnswer = {
@@ -105,13 +116,14 @@ export class Verifier {
       expiresAt: key.graceEndsAt && key.graceEndsAt < key.expiresAt ? key.graceEndsAt : key.expiresAt,
       rateLimit,
     };
-    return { answer, record };
+    return { answer, record, retryAt: null };
   }
 
   /**
    * A key used as a credential for Keyward's own API: every check but scope, resource and rate.
-   * Counted as usage of the key (system `keyward-api`), so a key used only against Keyward is
-   * not swept as unused.
+   * A refused key is counted here; a valid one is counted by `countApiUse` once the caller knows
+   * whether the route let it through, so a key refused for its role is not counted as allowed.
+   * Counted under system `keyward-api`, so a key used only against Keyward is not swept as unused.
    */
   async authenticate(candidate: string, sourceIp: string | null = null): Promise<KeyRecord | null> {
     const parsed = parseCandidate(candidate);
@@ -119,17 +131,21 @@ export class Verifier {
     const now = this.clock.now();
     const record = await this.lookup(`key_${parsed.idPart}`);
     const decision = decide(candidate, record, { key: candidate }, now);
-    if (decision.record) {
-      this.usage.record({
-        tenantId: decision.record.key.tenantId,
-        keyId: decision.record.key.id,
-        serviceAccountId: decision.record.key.serviceAccountId,
-        code: decision.valid ? 'ALLOWED' : decision.code,
-        sourceIp,
-        system: KEYWARD_API_SYSTEM,
-        at: now,
-      });
-    }
-    return decision.valid ? decision.record : null;
+    if (decision.valid) return decision.record;
+    if (decision.record) this.countApiUse(decision.record, decision.code, sourceIp, now);
+    return null;
+  }
+
+  /** One use of a key against Keyward's own API, with what it came to. */
+  countApiUse(record: KeyRecord, code: UsageCode, sourceIp: string | null, at = this.clock.now()): void {
+    this.usage.record({
+      tenantId: record.key.tenantId,
+      keyId: record.key.id,
+      serviceAccountId: record.key.serviceAccountId,
+      code,
+      sourceIp,
+      system: KEYWARD_API_SYSTEM,
+      at,
+    });
   }
 }

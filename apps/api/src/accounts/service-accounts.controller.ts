@@ -14,7 +14,7 @@ import {
 } from '@nestjs/common';
 import { CommandBus } from '@nestjs/cqrs';
 import { ApiTags } from '@nestjs/swagger';
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
 import {
   ChangeServiceAccountStatus,
   CreateServiceAccount,
@@ -54,13 +54,13 @@ export class ServiceAccountsController {
   async create(
     @Ctx() ctx: CommandContext,
     @Body() body: CreateServiceAccountDto,
-    @Res({ passthrough: true }) res: Response,
+    @Res({ passthrough: true }) res: FastifyReply,
   ): Promise<ServiceAccountView> {
     const { reason, ...input } = body;
     const { id, signingSecret } = await this.commands.execute<CreateServiceAccount, ServiceAccountWritten>(
       new CreateServiceAccount(ctx, { ...input, reason }),
     );
-    res.setHeader('Location', `/v1/service-accounts/${id}`);
+    void res.header('Location', `/v1/service-accounts/${id}`);
     return withSigningSecret(await this.answer(ctx, id, res), signingSecret);
   }
 
@@ -79,7 +79,11 @@ export class ServiceAccountsController {
 
   @Get(':id')
   @Access({ permission: 'read' })
-  async get(@Ctx() ctx: CommandContext, @Param('id') id: string, @Res({ passthrough: true }) res: Response) {
+  async get(
+    @Ctx() ctx: CommandContext,
+    @Param('id') id: string,
+    @Res({ passthrough: true }) res: FastifyReply,
+  ) {
     return this.answer(ctx, id, res);
   }
 
@@ -90,7 +94,7 @@ export class ServiceAccountsController {
     @Param('id') id: string,
     @Body() body: UpdateServiceAccountDto,
     @Headers('if-match') ifMatch: string | undefined,
-    @Res({ passthrough: true }) res: Response,
+    @Res({ passthrough: true }) res: FastifyReply,
   ): Promise<ServiceAccountView> {
     const { reason, ...changes } = body;
     const { signingSecret } = await this.commands.execute<UpdateServiceAccount, ServiceAccountWritten>(
@@ -113,7 +117,7 @@ export class ServiceAccountsController {
     @Param('id') id: string,
     @Body() body: ReasonDto,
     @Headers('if-match') ifMatch: string | undefined,
-    @Res({ passthrough: true }) res: Response,
+    @Res({ passthrough: true }) res: FastifyReply,
   ) {
     return this.changeStatus(ctx, id, 'disable', body, ifMatch, res);
   }
@@ -126,7 +130,7 @@ export class ServiceAccountsController {
     @Param('id') id: string,
     @Body() body: ReasonDto,
     @Headers('if-match') ifMatch: string | undefined,
-    @Res({ passthrough: true }) res: Response,
+    @Res({ passthrough: true }) res: FastifyReply,
   ) {
     return this.changeStatus(ctx, id, 'enable', body, ifMatch, res);
   }
@@ -138,7 +142,7 @@ export class ServiceAccountsController {
     @Param('id') id: string,
     @Body() body: ReasonDto,
     @Headers('if-match') ifMatch: string | undefined,
-    @Res({ passthrough: true }) res: Response,
+    @Res({ passthrough: true }) res: FastifyReply,
   ) {
     return this.changeStatus(ctx, id, 'delete', body, ifMatch, res);
   }
@@ -151,7 +155,7 @@ export class ServiceAccountsController {
     @Param('id') id: string,
     @Body() body: GrantScopesDto,
     @Headers('if-match') ifMatch: string | undefined,
-    @Res({ passthrough: true }) res: Response,
+    @Res({ passthrough: true }) res: FastifyReply,
   ): Promise<ServiceAccountView> {
     await this.commands.execute(
       new GrantScopes(ctx, id, body.scopes, body.reason ?? null, expectedVersionFrom(ifMatch)),
@@ -167,7 +171,7 @@ export class ServiceAccountsController {
     @Param('scope') scope: string,
     @Body() body: ReasonDto,
     @Headers('if-match') ifMatch: string | undefined,
-    @Res({ passthrough: true }) res: Response,
+    @Res({ passthrough: true }) res: FastifyReply,
   ): Promise<ServiceAccountView> {
     await this.commands.execute(
       new RevokeScope(ctx, id, scope, body.reason ?? null, expectedVersionFrom(ifMatch)),
@@ -181,7 +185,7 @@ export class ServiceAccountsController {
     action: LifecycleAction,
     body: ReasonDto,
     ifMatch: string | undefined,
-    res: Response,
+    res: FastifyReply,
   ): Promise<ServiceAccountView> {
     await this.commands.execute(
       new ChangeServiceAccountStatus(ctx, id, action, body.reason ?? null, expectedVersionFrom(ifMatch)),
@@ -190,7 +194,7 @@ export class ServiceAccountsController {
   }
 
   /** The read-model row, with its version as the ETag. */
-  private async answer(ctx: CommandContext, id: string, res: Response): Promise<ServiceAccountView> {
+  private async answer(ctx: CommandContext, id: string, res: FastifyReply): Promise<ServiceAccountView> {
     const row = await this.reader.get(tenantOf(ctx.caller), id);
     if (!row) throw new NotFound(`no service account ${id}`);
     setVersion(res, row.version);

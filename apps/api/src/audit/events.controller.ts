@@ -1,12 +1,13 @@
 import { Controller, Get, Inject, Query, Req, Res } from '@nestjs/common';
 import { ApiProduces, ApiTags } from '@nestjs/swagger';
-import type { Request, Response } from 'express';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { EventFeed, eventView, ndjsonLine, type FeedFilter } from '@keyward/audit';
 import { tenantOf, type CommandContext } from '@keyward/auth';
 import { Access } from '../auth/access.decorator';
 import { DEFAULT_PAGE_SIZE } from '../http/page.query';
 import { Ctx } from '../http/request-context';
-import { writeStreamed } from '../http/streaming';
+import { preferred } from '../http/negotiation';
+import { startStream, writeStreamed } from '../http/streaming';
 import { EventsQuery } from './audit.dto';
 
 const NDJSON = 'application/x-ndjson';
@@ -26,8 +27,8 @@ export class EventsController {
   async events(
     @Ctx() ctx: CommandContext,
     @Query() query: EventsQuery,
-    @Req() req: Request,
-    @Res() res: Response,
+    @Req() req: FastifyRequest,
+    @Res() reply: FastifyReply,
   ): Promise<void> {
     const tenantId = tenantOf(ctx.caller);
     const filter: FeedFilter = { types: query.type?.split(','), correlationId: query.correlationId };
@@ -35,9 +36,9 @@ export class EventsController {
       cursor: query.cursor,
       after: query.after === undefined ? undefined : BigInt(query.after),
     });
-    if (req.accepts(['application/json', NDJSON]) !== NDJSON) {
+    if (preferred(req, ['application/json', NDJSON]) !== NDJSON) {
       const page = await this.feed.page(tenantId, from, filter, query.limit ?? DEFAULT_PAGE_SIZE);
-      res.status(200).json({ items: page.items.map(eventView), nextCursor: page.nextCursor });
+      await reply.status(200).send({ items: page.items.map(eventView), nextCursor: page.nextCursor });
       return;
     }
 
@@ -45,8 +46,10 @@ export class EventsController {
     const events = this.feed.stream(tenantId, from, filter);
     // Read the first event before answering: a database that is down still gets a proper 503.
     let next = await events.next();
-    res.status(200).setHeader('Content-Type', `${NDJSON}; charset=utf-8`);
-    res.setHeader('Cache-Control', 'no-store');
+    const res = startStream(reply, {
+      'Content-Type': `${NDJSON}; charset=utf-8`,
+      'Cache-Control': 'no-store',
+    });
     try {
       let chunk = '';
       for (; !next.done; next = await events.next()) {

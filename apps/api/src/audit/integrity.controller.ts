@@ -1,6 +1,6 @@
 import { Controller, Get, Inject, Req } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
-import type { Request } from 'express';
+import type { FastifyRequest } from 'fastify';
 import { checkIntegrity, integrityView, type IntegrityView } from '@keyward/audit';
 import { tenantOf, type CommandContext } from '@keyward/auth';
 import { ValidationFailed } from '@keyward/core';
@@ -16,9 +16,9 @@ export class IntegrityController {
 
   @Get('integrity')
   @Access({ permission: 'audit' })
-  async integrity(@Ctx() ctx: CommandContext, @Req() req: Request): Promise<IntegrityView> {
+  async integrity(@Ctx() ctx: CommandContext, @Req() req: FastifyRequest): Promise<IntegrityView> {
     // It takes no query; a field sent anyway is refused as every DTO refuses an unknown one.
-    const unknown = Object.keys(req.query);
+    const unknown = Object.keys(req.query as object);
     if (unknown.length > 0) {
       throw new ValidationFailed(
         'the request is not valid',

@@ -1,19 +1,11 @@
 import { Inject, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import { Forbidden, Unauthenticated } from '@keyward/core';
-import { CONFIG, type KeywardConfig } from '@keyward/config';
-import {
-  callerAllows,
-  isOperatorTokenForm,
-  secretsEqual,
-  sha256Hex,
-  type Caller,
-  type Role,
-} from '@keyward/auth';
+import { Forbidden } from '@keyward/core';
+import { callerAllows, type Caller } from '@keyward/auth';
 import { Verifier } from '@keyward/keys';
-import { OperatorReader } from '@keyward/tenants';
 import type { KeywardRequest } from '../http/request-context';
 import { ACCESS, type AccessRule } from './access.decorator';
+import { Authenticator } from './authenticator';
 
 /**
  * Authenticates every request (401 for a missing, malformed, unknown or deleted credential) and
@@ -23,8 +15,7 @@ import { ACCESS, type AccessRule } from './access.decorator';
 export class AuthGuard implements CanActivate {
   constructor(
     @Inject(Reflector) private readonly reflector: Reflector,
-    @Inject(CONFIG) private readonly config: KeywardConfig,
-    @Inject(OperatorReader) private readonly operators: OperatorReader,
+    @Inject(Authenticator) private readonly authenticator: Authenticator,
     @Inject(Verifier) private readonly verifier: Verifier,
   ) {}
 
@@ -35,55 +26,26 @@ export class AuthGuard implements CanActivate {
     ]);
     if (rule?.public) return true;
     const req = context.switchToHttp().getRequest<KeywardRequest>();
-    const caller = await this.authenticate(req.headers.authorization, req.ip ?? null);
+    const sourceIp = req.ip ?? null;
+    const { caller, key } = await this.authenticator.authenticate(req.headers.authorization, sourceIp);
     req.caller = caller;
-    if (!rule) throw new Forbidden('this route admits no caller');
-    const allowed =
-      caller.kind === 'bootstrap'
-        ? rule.bootstrap === true
-        : rule.permission !== undefined && callerAllows(caller, rule.permission);
-    if (!allowed)
-      throw new Forbidden(
-        caller.kind === 'bootstrap'
-          ? 'the bootstrap token may only manage tenants and operators'
-          : 'your role does not allow this',
-      );
+    const allowed = allows(caller, rule);
+    // A key is counted as what its use came to: refused for its scopes is not an allowed use.
+    if (key) this.verifier.countApiUse(key, allowed ? 'ALLOWED' : 'INSUFFICIENT_SCOPE', sourceIp);
+    if (!allowed) throw new Forbidden(refusal(caller, rule));
     return true;
   }
+}
 
-  private async authenticate(header: string | undefined, sourceIp: string | null): Promise<Caller> {
-    const match = header ? /^Bearer ([\x21-\x7e]{1,512})$/.exec(header) : null;
-    if (!match) throw new Unauthenticated('send Authorization: Bearer <credential>');
-    const credential = match[1];
-    if (this.config.bootstrapToken !== undefined && secretsEqual(credential, this.config.bootstrapToken)) {
-      return { kind: 'bootstrap' };
-    }
-    if (credential.startsWith('kw_')) {
-      // The same decision as POST /v1/verify, without scope, resource or rate checks.
-      const record = await this.verifier.authenticate(credential, sourceIp);
-      if (record) {
-        return {
-          kind: 'service-account',
-          id: record.account.id,
-          keyId: record.key.id,
-          tenantId: record.key.tenantId,
-          name: record.account.name,
-          scopes: record.key.scopes.filter((s) => s.startsWith('keyward:')),
-        };
-      }
-    }
-    if (isOperatorTokenForm(credential)) {
-      const operator = await this.operators.byTokenHash(sha256Hex(credential));
-      if (operator) {
-        return {
-          kind: 'operator',
-          id: operator.id,
-          tenantId: operator.tenant_id,
-          name: operator.name,
-          role: operator.role as Role,
-        };
-      }
-    }
-    throw new Unauthenticated('the credential is not valid');
-  }
+export function allows(caller: Caller, rule: AccessRule | undefined): boolean {
+  if (!rule) return false;
+  return caller.kind === 'bootstrap'
+    ? rule.bootstrap === true
+    : rule.permission !== undefined && callerAllows(caller, rule.permission);
+}
+
+function refusal(caller: Caller, rule: AccessRule | undefined): string {
+  if (!rule) return 'this route admits no caller';
+  if (caller.kind === 'bootstrap') return 'the bootstrap token may only manage tenants and operators';
+  return 'your role does not allow this';
 }

@@ -1,32 +1,22 @@
-import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
-import { isStorableText } from '@keyward/core';
-import { problem, sendProblem } from './problem';
+import { PassThrough, type Readable, type Transform } from 'node:stream';
+import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { isStorableText, ValidationFailed } from '@keyward/core';
+import { HttpProblem, problem } from './problem';
 
-/** API.md: a body over 64 KiB answers 413. */
+/** API.md: a body over 64 KiB answers 413 (counted after any content encoding is undone). */
 export const MAX_BODY_BYTES = 64 * 1024;
 
-function hasBody(req: express.Request): boolean {
-  const length = req.headers['content-length'];
-  return (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
-}
+const JSON_TYPES = ['application/json', /^application\/[a-z0-9!#$&^_.-]+\+json$/i] as const;
 
-/** A request that carries a body must say it is JSON (`application/json` or `+json`): else 415. */
-export const requireJsonBody: RequestHandler = (req, res, next) => {
-  if (hasBody(req) && !req.is(['application/json', 'application/*+json'])) {
-    sendProblem(
-      res,
-      problem(
-        415,
-        'UNSUPPORTED_MEDIA_TYPE',
-        `request bodies must be application/json, not ${req.headers['content-type'] ?? 'untyped'}`,
-      ),
-    );
-    return;
-  }
-  next();
+const DECODERS: Record<string, () => Transform> = {
+  gzip: createGunzip,
+  'x-gzip': createGunzip,
+  deflate: createInflate,
+  br: createBrotliDecompress,
 };
 
-/** Its message is the field's name: body-parser strips every other property off a parse error. */
+/** Its message is the field's name: the parser reports which field held the text. */
 class UnstorableText extends Error {}
 
 /** A field named like a member of every object (`constructor`, `__proto__`, `toString`...). */
@@ -41,54 +31,83 @@ function refuseUnstorableText(key: string, value: unknown): unknown {
   return value;
 }
 
-export const parseJsonBody = express.json({
-  limit: MAX_BODY_BYTES,
-  type: ['application/json', 'application/*+json'],
-  strict: true,
-  reviver: refuseUnstorableText,
-});
+function unsupported(detail: string): HttpProblem {
+  return new HttpProblem(problem(415, 'UNSUPPORTED_MEDIA_TYPE', detail));
+}
 
-/** body-parser's own errors (too large, not JSON, bad charset) as problem JSON instead of HTML. */
-export const bodyParserErrors: ErrorRequestHandler = (error, _req, res, next) => {
-  const e = error as { type?: string; status?: number };
-  switch (e.type) {
-    case 'entity.too.large':
-      return sendProblem(res, problem(413, 'PAYLOAD_TOO_LARGE', `the body is over ${MAX_BODY_BYTES} bytes`));
-    case 'entity.parse.failed':
-      if (error instanceof UnstorableText) {
-        return sendProblem(
-          res,
-          problem(
-            400,
-            'VALIDATION_FAILED',
-            'the body holds text with a NUL character or an unpaired surrogate',
-            {
-              errors: [
-                {
-                  field: error.message || '(body)',
-                  message: 'must be text without NUL characters or unpaired surrogates',
-                },
-              ],
-            },
-          ),
-        );
-      }
-      if (error instanceof ReservedFieldName) {
-        return sendProblem(
-          res,
-          problem(400, 'VALIDATION_FAILED', `the body has a field named ${error.message}`, {
-            errors: [{ field: error.message, message: `${error.message} is not a known field` }],
-          }),
-        );
-      }
-      return sendProblem(res, problem(400, 'VALIDATION_FAILED', 'the body is not valid JSON'));
-    case 'charset.unsupported':
-    case 'encoding.unsupported':
-      return sendProblem(res, problem(415, 'UNSUPPORTED_MEDIA_TYPE', 'the body must be UTF-8 JSON'));
-    case 'request.aborted':
-    case 'request.size.invalid':
-      return sendProblem(res, problem(400, 'VALIDATION_FAILED', 'the body was cut short'));
-    default:
-      return next(error);
+/**
+ * A body that is not what it says it is gets a 4xx, never a 500: zlib's own errors (a gzip header
+ * on plain JSON, a truncated stream) become 400, so the client learns its encoding is broken.
+ */
+function decoded(request: FastifyRequest, payload: Readable): Readable {
+  const encoding = request.headers['content-encoding']?.trim().toLowerCase();
+  if (!encoding || encoding === 'identity') return payload;
+  const make = DECODERS[encoding];
+  if (!make)
+    throw unsupported(`the content encoding ${encoding} is not accepted; send gzip, deflate, br or none`);
+  const decoder = make();
+  // Fastify compares the bytes received with Content-Length, and those are the encoded ones.
+  const out = new PassThrough() as PassThrough & { receivedEncodedLength: number };
+  out.receivedEncodedLength = 0;
+  payload.on('data', (chunk: Buffer) => (out.receivedEncodedLength += chunk.length));
+  decoder.on('error', () =>
+    out.destroy(
+      new ValidationFailed(`the body is not valid ${encoding}`, [
+        { field: '(body)', message: `must be ${encoding}-encoded as Content-Encoding says` },
+      ]),
+    ),
+  );
+  payload.pipe(decoder).pipe(out);
+  return out;
+}
+
+function parseJson(text: string): unknown {
+  // A request that says JSON but sends nothing validates as an empty object.
+  if (text.length === 0) return {};
+  try {
+    return JSON.parse(text, refuseUnstorableText);
+  } catch (error) {
+    if (error instanceof UnstorableText) {
+      throw new ValidationFailed('the body holds text with a NUL character or an unpaired surrogate', [
+        {
+          field: error.message || '(body)',
+          message: 'must be text without NUL characters or unpaired surrogates',
+        },
+      ]);
+    }
+    if (error instanceof ReservedFieldName) {
+      throw new ValidationFailed(`the body has a field named ${error.message}`, [
+        { field: error.message, message: `${error.message} is not a known field` },
+      ]);
+    }
+    throw new ValidationFailed('the body is not valid JSON');
   }
-};
+}
+
+/**
+ * Bodies are UTF-8 JSON (`application/json` or `+json`), at most 64 KiB once decoded; anything else
+ * is refused with problem JSON before a route sees it. A request without a body gets `{}`, so
+ * required fields say they are missing instead of the whole body being refused.
+ */
+export function registerBodyParsing(fastify: FastifyInstance): void {
+  fastify.removeAllContentTypeParsers();
+  // Anything else has no parser: Fastify refuses it with 415, which the problem filter words.
+  for (const type of JSON_TYPES) {
+    fastify.addContentTypeParser(type, { parseAs: 'string' }, (request, body, done) => {
+      const charset = /;\s*charset=("?)([^";]+)\1/i.exec(request.headers['content-type'] ?? '')?.[2];
+      if (charset && !/^utf-?8$/i.test(charset)) {
+        done(unsupported('the body must be UTF-8 JSON'), undefined);
+        return;
+      }
+      try {
+        done(null, parseJson(body as string));
+      } catch (error) {
+        done(error as Error, undefined);
+      }
+    });
+  }
+  fastify.addHook('preParsing', async (request, _reply, payload) => decoded(request, payload));
+  fastify.addHook('preValidation', async (request) => {
+    if (request.body === undefined) request.body = {};
+  });
+}

@@ -1,7 +1,8 @@
 import { Catch, HttpException, Logger, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
 import { Conflict, DomainError, PolicyViolation, ValidationFailed, isUnavailableError } from '@keyward/core';
-import { problem, sendProblem, type Problem } from './problem';
+import { schemaFieldErrors } from '../keys/verify.schema';
+import { HttpProblem, problem, sendProblem, type Problem } from './problem';
 
 const STATUS: Record<string, number> = {
   VALIDATION_FAILED: 400,
@@ -27,6 +28,34 @@ const HTTP_CODES: Record<number, string> = {
   503: 'UNAVAILABLE',
 };
 
+/**
+ * Fastify's own refusals before a route runs (body too large, no parser for the content type, a
+ * body shorter than its Content-Length): their 4xx status with our codes and words.
+ */
+function fromFastifyError(error: unknown): Problem | undefined {
+  const e = error as {
+    code?: unknown;
+    statusCode?: unknown;
+    validation?: Parameters<typeof schemaFieldErrors>[0];
+  };
+  if (typeof e?.code !== 'string' || !e.code.startsWith('FST_') || typeof e.statusCode !== 'number') return;
+  if (e.validation) {
+    return problem(400, 'VALIDATION_FAILED', 'the request is not valid', {
+      errors: schemaFieldErrors(e.validation),
+    });
+  }
+  if (e.statusCode === 413) {
+    return problem(413, 'PAYLOAD_TOO_LARGE', 'the body is over 64 KiB');
+  }
+  if (e.statusCode === 415) {
+    return problem(415, 'UNSUPPORTED_MEDIA_TYPE', 'request bodies must be application/json');
+  }
+  if (e.statusCode >= 400 && e.statusCode < 500) {
+    return problem(400, 'VALIDATION_FAILED', 'the body was cut short or does not match its Content-Length');
+  }
+  return undefined;
+}
+
 /** Turns any error into problem JSON. Unknown errors are logged and answer a bare 500: no stack, no message. */
 export function toProblem(error: unknown): Problem {
   if (error instanceof DomainError) {
@@ -36,6 +65,9 @@ export function toProblem(error: unknown): Problem {
     if (error instanceof PolicyViolation) extra.errors = [{ field: error.rule, message: error.message }];
     return problem(STATUS[error.code] ?? 500, error.code, error.message, extra);
   }
+  if (error instanceof HttpProblem) return error.problem;
+  const fastifyProblem = fromFastifyError(error);
+  if (fastifyProblem) return fastifyProblem;
   if (error instanceof HttpException) {
     const status = error.getStatus();
     const code = HTTP_CODES[status] ?? (status >= 500 ? 'INTERNAL' : 'VALIDATION_FAILED');
@@ -54,14 +86,14 @@ export class ProblemFilter implements ExceptionFilter {
   private readonly logger = new Logger('ProblemFilter');
 
   catch(error: unknown, host: ArgumentsHost): void {
-    const res = host.switchToHttp().getResponse<Response>();
+    const res = host.switchToHttp().getResponse<FastifyReply>();
     const body = toProblem(error);
     if (body.status >= 500) {
       // The stack goes to the log, never to the caller.
       this.logger.error({ err: error, status: body.status }, 'request failed');
     }
-    if (res.headersSent) return;
-    if (body.status === 503) res.setHeader('Retry-After', '5');
+    if (res.sent || res.raw.headersSent) return;
+    if (body.status === 503) void res.header('Retry-After', '5');
     sendProblem(res, body);
   }
 }

@@ -1,4 +1,4 @@
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
 import type { FieldError } from '@keyward/core';
 
 /** RFC 9457 problem details, the body of every error (API.md "Errors"). */
@@ -39,6 +39,13 @@ export function problem(status: number, code: string, detail: string, extra: Par
   };
 }
 
-export function sendProblem(res: Response, body: Problem): void {
-  res.status(body.status).type('application/problem+json').send(JSON.stringify(body));
+/** An answer decided below the routes (body parsing): carried to the problem filter as it is. */
+export class HttpProblem extends Error {
+  constructor(readonly problem: Problem) {
+    super(problem.detail);
+  }
+}
+
+export function sendProblem(reply: FastifyReply, body: Problem): void {
+  void reply.status(body.status).type('application/problem+json').send(JSON.stringify(body));
 }

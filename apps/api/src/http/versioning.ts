@@ -1,4 +1,4 @@
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
 import { ValidationFailed } from '@keyward/core';
 
 /**
@@ -17,6 +17,6 @@ export function expectedVersionFrom(header: string | undefined): number | undefi
   return Number(match[1] ?? match[2]);
 }
 
-export function setVersion(res: Response, version: number): void {
-  res.setHeader('ETag', `"${version}"`);
+export function setVersion(reply: FastifyReply, version: number): void {
+  void reply.header('ETag', `"${version}"`);
 }

@@ -13,7 +13,7 @@ import {
 } from '@nestjs/common';
 import { CommandBus } from '@nestjs/cqrs';
 import { ApiTags } from '@nestjs/swagger';
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
 import { ServiceAccountReader } from '@keyward/accounts';
 import { tenantOf, type CommandContext } from '@keyward/auth';
 import { CLOCK, NotFound, type Clock, type Page } from '@keyward/core';
@@ -24,24 +24,14 @@ import {
   RevokeAccountKeysCommand,
   RevokeKeyCommand,
   RotateKeyCommand,
-  Verifier,
   type IssuedKey,
   type TenantPolicy,
-  type VerifyAnswer,
 } from '@keyward/keys';
 import { Access } from '../auth/access.decorator';
 import { DEFAULT_PAGE_SIZE } from '../http/page.query';
 import { Ctx } from '../http/request-context';
 import { expectedVersionFrom, setVersion } from '../http/versioning';
-import {
-  FindKeysQuery,
-  IssueKeyDto,
-  ListKeysQuery,
-  PolicyDto,
-  RevokeKeyDto,
-  RotateKeyDto,
-  VerifyDto,
-} from './key.dto';
+import { FindKeysQuery, IssueKeyDto, ListKeysQuery, PolicyDto, RevokeKeyDto, RotateKeyDto } from './key.dto';
 import { ReasonDto } from '../accounts/service-account.dto';
 import { keyView, type KeyView } from './key.view';
 
@@ -55,7 +45,6 @@ export class KeysController {
     @Inject(CommandBus) private readonly commands: CommandBus,
     @Inject(KeyReader) private readonly keys: KeyReader,
     @Inject(ServiceAccountReader) private readonly accounts: ServiceAccountReader,
-    @Inject(Verifier) private readonly verifier: Verifier,
     @Inject(CLOCK) private readonly clock: Clock,
   ) {}
 
@@ -65,7 +54,7 @@ export class KeysController {
     @Ctx() ctx: CommandContext,
     @Param('id') accountId: string,
     @Body() body: IssueKeyDto,
-    @Res({ passthrough: true }) res: Response,
+    @Res({ passthrough: true }) res: FastifyReply,
   ): Promise<KeyView & { secret: string }> {
     const { reason, ...input } = body;
     const issued = await this.commands.execute<IssueKeyCommand, IssuedKey>(
@@ -122,7 +111,7 @@ export class KeysController {
   async get(
     @Ctx() ctx: CommandContext,
     @Param('keyId') keyId: string,
-    @Res({ passthrough: true }) res: Response,
+    @Res({ passthrough: true }) res: FastifyReply,
   ): Promise<KeyView> {
     return this.answer(ctx, keyId, res);
   }
@@ -134,7 +123,7 @@ export class KeysController {
     @Param('keyId') keyId: string,
     @Body() body: RotateKeyDto,
     @Headers('if-match') ifMatch: string | undefined,
-    @Res({ passthrough: true }) res: Response,
+    @Res({ passthrough: true }) res: FastifyReply,
   ): Promise<KeyView & { secret: string }> {
     const issued = await this.commands.execute<RotateKeyCommand, IssuedKey>(
       new RotateKeyCommand(
@@ -156,7 +145,7 @@ export class KeysController {
     @Param('keyId') keyId: string,
     @Body() body: RevokeKeyDto,
     @Headers('if-match') ifMatch: string | undefined,
-    @Res({ passthrough: true }) res: Response,
+    @Res({ passthrough: true }) res: FastifyReply,
   ): Promise<KeyView> {
     await this.commands.execute(
       new RevokeKeyCommand(
@@ -184,18 +173,11 @@ export class KeysController {
     return { serviceAccountId: accountId, revoked };
   }
 
-  @Post('verify')
-  @HttpCode(200)
-  @Access({ permission: 'verify' })
-  verify(@Ctx() ctx: CommandContext, @Body() body: VerifyDto): Promise<VerifyAnswer> {
-    return this.verifier.verify(tenantOf(ctx.caller), body);
-  }
-
   @Get('policy')
   @Access({ permission: 'read' })
   async policy(
     @Ctx() ctx: CommandContext,
-    @Res({ passthrough: true }) res: Response,
+    @Res({ passthrough: true }) res: FastifyReply,
   ): Promise<TenantPolicy & { version: number }> {
     const { policy, version } = await this.keys.policy(tenantOf(ctx.caller));
     setVersion(res, version);
@@ -208,7 +190,7 @@ export class KeysController {
     @Ctx() ctx: CommandContext,
     @Body() body: PolicyDto,
     @Headers('if-match') ifMatch: string | undefined,
-    @Res({ passthrough: true }) res: Response,
+    @Res({ passthrough: true }) res: FastifyReply,
   ): Promise<TenantPolicy & { version: number }> {
     const { reason, ...changes } = body;
     await this.commands.execute(
@@ -220,15 +202,15 @@ export class KeysController {
   private async withSecret(
     ctx: CommandContext,
     issued: IssuedKey,
-    res: Response,
+    res: FastifyReply,
   ): Promise<KeyView & { secret: string }> {
-    res.setHeader('Location', `/v1/keys/${issued.id}`);
+    void res.header('Location', `/v1/keys/${issued.id}`);
     const view = await this.answer(ctx, issued.id, res);
     // The secret exists only in this answer: made by the command, never stored or logged.
     return { ...view, secret: issued.secret };
   }
 
-  private async answer(ctx: CommandContext, keyId: string, res: Response): Promise<KeyView> {
+  private async answer(ctx: CommandContext, keyId: string, res: FastifyReply): Promise<KeyView> {
     const row = await this.keys.get(tenantOf(ctx.caller), keyId);
     if (!row) throw new NotFound(`no key ${keyId}`);
     setVersion(res, row.version);

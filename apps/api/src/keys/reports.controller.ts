@@ -1,13 +1,14 @@
 import { Controller, Get, Inject, Req, Res } from '@nestjs/common';
 import { ApiProduces, ApiTags } from '@nestjs/swagger';
-import type { Request, Response } from 'express';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { tenantOf, type CommandContext } from '@keyward/auth';
 import { CLOCK, type Clock } from '@keyward/core';
 import { DB, type Db } from '@keyward/db';
 import { CSV_HEADER, credentialReport, csvLine } from '@keyward/keys';
 import { Access } from '../auth/access.decorator';
 import { Ctx } from '../http/request-context';
-import { writeStreamed } from '../http/streaming';
+import { preferred } from '../http/negotiation';
+import { startStream, writeStreamed } from '../http/streaming';
 
 /** API.md "Reports": one row per live key, as JSON or CSV, streamed as the rows come. */
 @ApiTags('reports')
@@ -21,14 +22,20 @@ export class ReportsController {
   @Get('credentials')
   @Access({ permission: 'read' })
   @ApiProduces('application/json', 'text/csv')
-  async credentials(@Ctx() ctx: CommandContext, @Req() req: Request, @Res() res: Response): Promise<void> {
-    const csv = req.accepts(['application/json', 'text/csv']) === 'text/csv';
+  async credentials(
+    @Ctx() ctx: CommandContext,
+    @Req() req: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ): Promise<void> {
+    const csv = preferred(req, ['application/json', 'text/csv']) === 'text/csv';
     const rows = credentialReport(this.db, tenantOf(ctx.caller), this.clock.now());
     // Read the first row before answering: a database that is down still gets a proper 503.
     let next = await rows.next();
-    res.status(200).type(csv ? 'text/csv; charset=utf-8' : 'application/json; charset=utf-8');
-    res.setHeader('Cache-Control', 'no-store');
-    if (csv) res.setHeader('Content-Disposition', 'attachment; filename="credentials.csv"');
+    const res = startStream(reply, {
+      'Content-Type': csv ? 'text/csv; charset=utf-8' : 'application/json; charset=utf-8',
+      'Cache-Control': 'no-store',
+      ...(csv ? { 'Content-Disposition': 'attachment; filename="credentials.csv"' } : {}),
+    });
     const write = (chunk: string) => writeStreamed(res, chunk);
     try {
       await write(csv ? CSV_HEADER : '{"items":[');

@@ -1,7 +1,7 @@
 import { Controller, Get, Inject, Res, ServiceUnavailableException } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import { HealthCheckService, HealthIndicatorService, type HealthCheckResult } from '@nestjs/terminus';
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
 import type Redis from 'ioredis';
 import { sql } from 'kysely';
 import { DB, type Db } from '@keyward/db';
@@ -29,7 +29,7 @@ export class HealthController {
 
   @Get('ready')
   @Public()
-  async ready(@Res({ passthrough: true }) res: Response): Promise<HealthCheckResult> {
+  async ready(@Res({ passthrough: true }) res: FastifyReply): Promise<HealthCheckResult> {
     try {
       return await this.health.check([
         () => this.probe('database', () => sql`select 1`.execute(this.db)),

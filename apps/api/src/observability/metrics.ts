@@ -1,6 +1,6 @@
-import { Controller, Get, Header, Inject, Res } from '@nestjs/common';
+import { Controller, Get, Global, Header, Inject, Module, Res } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
-import type { NextFunction, Request, Response } from 'express';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { Public } from '../auth/access.decorator';
 
@@ -21,25 +21,48 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly verifications = new Counter({
+    name: 'keyward_verify_total',
+    help: 'Verifications answered (POST /v1/verify and the gateway check), by outcome: VALID or the refusal code',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+  readonly verifyLatency = new Histogram({
+    name: 'keyward_verify_duration_seconds',
+    help: 'Time to decide a verification, from its parsed request to its answer',
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'keyward_' });
   }
 
+  /** One verification's outcome and how long it took since `startedAt` (`performance.now()`). */
+  verified(code: string, startedAt: number): void {
+    this.verifications.inc({ code });
+    this.verifyLatency.observe((performance.now() - startedAt) / 1000);
+  }
+
   /**
-   * Express middleware timing every request. The route label is the matched pattern
-   * (`/v1/service-accounts/:id`), never the raw URL, so ids cannot explode the label set.
+   * Times every request. The route label is the matched pattern (`/v1/service-accounts/:id`),
+   * never the raw URL, so ids cannot explode the label set. Counted on the raw response's
+   * `finish`, so streamed answers, which bypass Fastify's reply, are counted too.
    */
-  middleware() {
-    return (req: Request, res: Response, next: NextFunction): void => {
+  register(fastify: FastifyInstance): void {
+    fastify.addHook('onRequest', (request, reply: FastifyReply, done) => {
       const end = this.latency.startTimer();
-      res.on('finish', () => {
-        const route = req.route?.path ? `${req.baseUrl}${req.route.path}` : 'unmatched';
-        const labels = { method: req.method, route, status: String(res.statusCode) };
+      reply.raw.once('finish', () => {
+        const labels = {
+          method: request.method,
+          route: request.routeOptions.url ?? 'unmatched',
+          status: String(reply.raw.statusCode),
+        };
         this.requests.inc(labels);
         end(labels);
       });
-      next();
-    };
+      done();
+    });
   }
 }
 
@@ -51,8 +74,13 @@ export class MetricsController {
   @Get()
   @Public()
   @Header('Cache-Control', 'no-store')
-  async scrape(@Res({ passthrough: true }) res: Response): Promise<string> {
-    res.setHeader('Content-Type', this.metrics.registry.contentType);
+  async scrape(@Res({ passthrough: true }) res: FastifyReply): Promise<string> {
+    void res.header('Content-Type', this.metrics.registry.contentType);
     return this.metrics.registry.metrics();
   }
 }
+
+/** Global, so the hot routes' controllers count into the one registry /metrics serves. */
+@Global()
+@Module({ providers: [Metrics], exports: [Metrics], controllers: [MetricsController] })
+export class MetricsModule {}

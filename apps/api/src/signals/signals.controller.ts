@@ -1,7 +1,7 @@
 import { Body, Controller, Get, HttpCode, Inject, Param, Post, Query, Res } from '@nestjs/common';
 import { CommandBus } from '@nestjs/cqrs';
 import { ApiTags } from '@nestjs/swagger';
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
 import { tenantOf, type CommandContext } from '@keyward/auth';
 import { NotFound, type Page } from '@keyward/core';
 import { AcknowledgeSignalCommand, ResolveSignalCommand, SignalReader } from '@keyward/signals';
@@ -34,7 +34,7 @@ export class SignalsController {
   get(
     @Ctx() ctx: CommandContext,
     @Param('id') id: string,
-    @Res({ passthrough: true }) res: Response,
+    @Res({ passthrough: true }) res: FastifyReply,
   ): Promise<SignalView> {
     return this.answer(ctx, id, res);
   }
@@ -46,7 +46,7 @@ export class SignalsController {
     @Ctx() ctx: CommandContext,
     @Param('id') id: string,
     @Body() body: SignalNoteDto,
-    @Res({ passthrough: true }) res: Response,
+    @Res({ passthrough: true }) res: FastifyReply,
   ): Promise<SignalView> {
     await this.commands.execute(new AcknowledgeSignalCommand(ctx, id, body.note ?? null));
     return this.answer(ctx, id, res);
@@ -59,13 +59,13 @@ export class SignalsController {
     @Ctx() ctx: CommandContext,
     @Param('id') id: string,
     @Body() body: SignalNoteDto,
-    @Res({ passthrough: true }) res: Response,
+    @Res({ passthrough: true }) res: FastifyReply,
   ): Promise<SignalView> {
     await this.commands.execute(new ResolveSignalCommand(ctx, id, body.note ?? null));
     return this.answer(ctx, id, res);
   }
 
-  private async answer(ctx: CommandContext, id: string, res: Response): Promise<SignalView> {
+  private async answer(ctx: CommandContext, id: string, res: FastifyReply): Promise<SignalView> {
     const signal = await this.signals.get(tenantOf(ctx.caller), id);
     if (!signal) throw new NotFound(`no signal ${id}`);
     setVersion(res, signal.version);

@@ -1,7 +1,7 @@
 import { Body, Controller, Get, Inject, Param, Post, Query, Res } from '@nestjs/common';
 import { CommandBus } from '@nestjs/cqrs';
 import { ApiTags } from '@nestjs/swagger';
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
 import { tenantOf, type CommandContext } from '@keyward/auth';
 import { NotFound, type Page } from '@keyward/core';
 import { RegisterWebhookCommand, WebhookReader, type RegisteredWebhook } from '@keyward/webhooks';
@@ -25,12 +25,12 @@ export class WebhooksController {
   async register(
     @Ctx() ctx: CommandContext,
     @Body() body: RegisterWebhookDto,
-    @Res({ passthrough: true }) res: Response,
+    @Res({ passthrough: true }) res: FastifyReply,
   ): Promise<WebhookView & { signingSecret: string }> {
     const registered = await this.commands.execute<RegisterWebhookCommand, RegisteredWebhook>(
       new RegisterWebhookCommand(ctx, body.url, body.events),
     );
-    res.setHeader('Location', `/v1/webhooks/${registered.id}`);
+    void res.header('Location', `/v1/webhooks/${registered.id}`);
     const view = await this.answer(ctx, registered.id);
     // The secret is in this answer only: stored encrypted, never in an event, a log or a list.
     return { ...view, signingSecret: registered.signingSecret };
