@@ -1,4 +1,4 @@
-import { isIP } from 'node:net';
+import { CANONICAL_RESOURCE, isIpAddress, parseCidr } from '@keyward/keys';
 
 /**
  * Form rules for account fields, shared by the DTO validators (400 at the edge) and the
@@ -10,9 +10,12 @@ export type Environment = (typeof ENVIRONMENTS)[number];
 export const ACCOUNT_NAME = /^[a-z0-9-]{3,64}$/;
 /** `product:action` of [a-z0-9._-], or `product:*`. */
 export const SCOPE = /^[a-z0-9._-]{1,64}:(?:[a-z0-9._-]{1,64}|\*)$/;
-/** Whole path segments `type:value` joined by `/`, as in `site:plant-7/asset-group:pumps`. */
-export const BOUNDARY =
-  /^[a-z0-9._-]{1,64}:[A-Za-z0-9._~-]{1,128}(?:\/[a-z0-9._-]{1,64}:[A-Za-z0-9._~-]{1,128})*$/;
+/**
+ * Whole path segments `type:value` joined by `/`, as in `site:plant-7/asset-group:pumps`: a
+ * boundary is written as the canonical resource it covers (libs/keys matching.ts), so verify
+ * compares resources and boundaries of one spelling.
+ */
+export const BOUNDARY = CANONICAL_RESOURCE;
 
 export const LIMITS = {
   scopes: 100,
@@ -38,12 +41,16 @@ export function boundaryError(boundary: string): string | null {
 
 /** An IPv4 or IPv6 network in CIDR form whose address has no bits set beyond its prefix. */
 export function cidrError(cidr: string): string | null {
-  const match = /^([^/]+)\/(\d{1,3})$/.exec(cidr);
-  const family = match ? isIP(match[1]) : 0;
-  if (!match || family === 0) return `"${cidr}" is not an IPv4 or IPv6 CIDR such as 10.20.0.0/16`;
-  const bits = Number(match[2]);
-  if (bits > (family === 4 ? 32 : 128)) return `"${cidr}" has a prefix longer than the address`;
-  const bytes = addressBytes(match[1], family);
+  const parsed = parseCidr(cidr);
+  if (!parsed) {
+    const [address, prefix, ...rest] = cidr.split('/');
+    const tooLong = !rest.length && isIpAddress(address) && /^[1-9]\d{0,2}$/.test(prefix ?? '');
+    return tooLong
+      ? `"${cidr}" has a prefix longer than the address`
+      : `"${cidr}" is not an IPv4 or IPv6 CIDR such as 10.20.0.0/16`;
+  }
+  const { network, bits, family } = parsed;
+  const bytes = addressBytes(network, family);
   if (!bytes) return `"${cidr}" is not an IPv4 or IPv6 CIDR such as 10.20.0.0/16`;
   const hostBitsSet = bytes.some(
     (byte, i) => (byte & (0xff >> Math.min(8, Math.max(0, bits - 8 * i)))) !== 0,

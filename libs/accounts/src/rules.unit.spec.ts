@@ -98,6 +98,16 @@ describe('BOUNDARY and boundaryError', () => {
     'site:plänt',
     `${'t'.repeat(65)}:v`,
     `site:${'v'.repeat(129)}`,
+    // Dot-only types and values: the same grammar as a canonical resource (libs/keys matching.ts).
+    'site:..',
+    'site:.',
+    'site:plant-7/asset:..',
+    '..:x',
+    '.:x',
+    'site:plant-7/..:x',
+    'site:plant-7/..',
+    'site:plant-7/%2e%2e',
+    'site:plant-7\\asset:1',
   ];
 
   it('has a 512-character longest example', () => {
@@ -158,6 +168,8 @@ describe('cidrError', () => {
     ['empty', ''],
     ['leading space', ' 10.20.0.0/16'],
     ['prefix only', '/16'],
+    ['leading zero prefix', '10.0.0.0/08'],
+    ['trailing space', '10.20.0.0/16 '],
   ])('rejects %s (%j) as not a CIDR', (_, cidr) => {
     expect(cidrError(cidr)).toBe(`"${cidr}" is not an IPv4 or IPv6 CIDR such as 10.20.0.0/16`);
   });

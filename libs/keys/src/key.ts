@@ -1,6 +1,6 @@
 import { Conflict, PolicyViolation, ValidationFailed } from '@keyward/core';
 import type { KeyEvent, KeyIssuedV1, RateLimit, RevocationCause } from './key.events';
-import { scopesCover, withinBoundaries } from './matching';
+import { isCanonicalResource, scopesCover, withinBoundaries } from './matching';
 import type { TenantPolicy } from './policy';
 import { DAY_MS } from './rotation-policy';
 
@@ -154,6 +154,16 @@ export function decideIssue(
   const outside = command.scopes.filter((s) => !scopesCover(account.allowedScopes, s));
   if (outside.length) {
     throw new PolicyViolation(`scopes outside the account's ceiling: ${outside.join(', ')}`, 'scopes');
+  }
+  // The aggregate does not trust its caller for the form either: a boundary that is not a
+  // canonical resource would, under an unbounded account, pass the containment check below. A
+  // rotation carries its key's boundaries as they were issued, so a form rule that came later
+  // cannot strand it (such a boundary covers nothing anyway).
+  const malformed = replaces ? [] : command.boundaries.filter((b) => !isCanonicalResource(b));
+  if (malformed.length) {
+    throw new ValidationFailed('the boundaries are not valid', [
+      { field: 'boundaries', message: `not type:value segments joined by /: ${malformed.join(', ')}` },
+    ]);
   }
   const unbounded = command.boundaries.filter((b) => !withinBoundaries(account.boundaries, b));
   if (unbounded.length) {

@@ -175,7 +175,7 @@ describe('decideIssue', () => {
           decideIssue(
             command({
               scopes: ['tickets:read', 'summaries:draft', 'tickets:read'],
-              boundaries: ['site:plant-7/b', 'site:plant-7/a', 'site:plant-7/b'],
+              boundaries: ['site:plant-7/line:b', 'site:plant-7/line:a', 'site:plant-7/line:b'],
               allowedCidrs: ['10.20.2.0/24', '10.20.1.0/24', '10.20.2.0/24'],
             }),
             context(),
@@ -183,7 +183,7 @@ describe('decideIssue', () => {
         ),
       );
       expect(data.scopes).toEqual(['summaries:draft', 'tickets:read']);
-      expect(data.boundaries).toEqual(['site:plant-7/a', 'site:plant-7/b']);
+      expect(data.boundaries).toEqual(['site:plant-7/line:a', 'site:plant-7/line:b']);
       expect(data.allowedCidrs).toEqual(['10.20.1.0/24', '10.20.2.0/24']);
     });
 
@@ -283,7 +283,12 @@ describe('decideIssue', () => {
 
   describe('boundaries must lie inside the account boundaries (rule "boundaries")', () => {
     it('when a boundary lies outside, then PolicyViolation names it', () => {
-      for (const outside of ['site:plant-70', 'site:plant-8', 'site:plant-7x/asset:1', 'site']) {
+      for (const outside of [
+        'site:plant-70',
+        'site:plant-8',
+        'site:plant-7x/asset:1',
+        'region:eu/site:plant-7',
+      ]) {
         const error = expectViolation(
           outcome(() => decideIssue(command({ boundaries: [outside] }), context())),
           'boundaries',
@@ -310,6 +315,21 @@ describe('decideIssue', () => {
         ),
       );
       expect(data.boundaries).toEqual(['region:eu', 'site:plant-70']);
+    });
+
+    it('when a boundary is not a canonical resource, then ValidationFailed, bounded account or not', () => {
+      for (const account of [{}, { boundaries: [] }]) {
+        for (const bad of [
+          'site:plant-7/..',
+          'site:plant-7/asset:..',
+          'site:plant-7/',
+          'site:plant-7/%2e%2e',
+          '',
+        ]) {
+          const error = outcome(() => decideIssue(command({ boundaries: [bad] }), context({ account })));
+          expect(error).toMatchObject({ code: 'VALIDATION_FAILED', errors: [{ field: 'boundaries' }] });
+        }
+      }
     });
 
     it('when the key has no boundaries, then it is allowed (it inherits the account boundaries)', () => {
@@ -474,11 +494,18 @@ describe('decideRotate', () => {
     expect(data.replaces).toBe(KEY_ID);
   });
 
+  it('given a key issued with a boundary the canonical form now refuses, then it still rotates, carrying it', () => {
+    const fresh = keyWith([], { account: { boundaries: [] } });
+    const legacy: Key = { ...fresh, boundaries: ['site:..'] };
+    const data = issuedData(rotate(legacy, 60, { account: { boundaries: [] } }).issued);
+    expect(data.boundaries).toEqual(['site:..']);
+  });
+
   it('then the new key has the same scopes, boundaries, CIDRs, rate limit, name and account', () => {
     const old = keyWith([], {
       command: {
         scopes: ['tickets:read', 'summaries:draft'],
-        boundaries: ['site:plant-7/a', 'site:plant-7/b'],
+        boundaries: ['site:plant-7/line:a', 'site:plant-7/line:b'],
         allowedCidrs: ['10.20.1.0/24', '2001:db8::/32'],
         rateLimit: { limit: 7, windowSeconds: 3 },
       },

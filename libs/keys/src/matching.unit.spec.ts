@@ -1,4 +1,16 @@
-import { boundaryCovers, ipAllowed, scopeCovers, scopesCover, withinBoundaries } from './matching';
+import { posix, win32 } from 'node:path';
+import fc from 'fast-check';
+import {
+  boundaryCovers,
+  ipAllowed,
+  isCanonicalResource,
+  isIpAddress,
+  parseCidr,
+  RESOURCE_MAX_LENGTH,
+  scopeCovers,
+  scopesCover,
+  withinBoundaries,
+} from './matching';
 
 describe('scopeCovers', () => {
   it('a scope covers itself', () => {
@@ -90,6 +102,296 @@ describe('boundaryCovers and withinBoundaries: by whole path segments', () => {
   });
 });
 
+describe('isCanonicalResource', () => {
+  it.each([
+    'site:plant-7',
+    'site:plant-7/asset-group:pumps/asset:P-101',
+    'region:EU-West_1/site:plant.7/line:A~2',
+    'a:b',
+    'a.b:c..d/x-y:.z',
+    `${'t'.repeat(64)}:${'V'.repeat(128)}`,
+  ])('accepts %j', (resource) => {
+    expect(isCanonicalResource(resource)).toBe(true);
+  });
+
+  it.each([
+    ['empty', ''],
+    ['a segment without a type', 'site:plant-7/asset'],
+    ['a trailing slash', 'site:plant-7/'],
+    ['a leading slash', '/site:plant-7'],
+    ['an empty segment', 'site:plant-7//asset:1'],
+    ['a . segment', 'site:plant-7/./asset:1'],
+    ['a .. segment', 'site:plant-7/../site:plant-8'],
+    ['a value of dots', 'site:plant-7/asset:..'],
+    ['a value of one dot', 'site:plant-7/asset:.'],
+    ['a type of dots (NTFS: stream x of ..)', 'site:plant-7/..:x'],
+    ['a type of one dot', 'site:plant-7/.:x'],
+    ['a value of three dots', 'site:...'],
+    ['percent-encoded dots', 'site:plant-7/%2e%2e/site:plant-8'],
+    ['percent-encoded slash', 'site:plant-7%2f..%2fsite:plant-8'],
+    ['percent-encoded value', 'site:plant-7/asset:%41'],
+    ['backslashes', 'site:plant-7\\..\\site:plant-8'],
+    ['a backslash in a value', 'site:plant-7/asset:a\\b'],
+    ['a space', 'site:plant 7'],
+    ['a leading space', ' site:plant-7'],
+    ['a newline', 'site:plant-7\n'],
+    ['a tab', 'site:plant-7/asset:\t1'],
+    ['a NUL', 'site:plant-7/asset:1\u0000'],
+    ['a query', 'site:plant-7/asset:1?x=1'],
+    ['a fragment', 'site:plant-7#asset:1'],
+    ['fullwidth dots', 'site:plant-7/\uff0e\uff0e/site:plant-8'],
+    ['a two-dot leader', 'site:plant-7/asset:\u2025'],
+    ['a division slash', 'site:plant-7\u2215asset:1'],
+    ['a fullwidth slash', 'site:plant-7\uff0fasset:1'],
+    ['a Cyrillic a', 'site:pl\u0430nt-7'],
+    ['a combining mark', 'site:plant-7\u0301'],
+    ['a zero-width space', 'site:plant-7\u200b/asset:1'],
+    ['an upper-case type', 'Site:plant-7'],
+    ['two colons', 'site:plant:7'],
+    ['an empty value', 'site:'],
+    ['an empty type', ':plant-7'],
+    ['a type over 64', `${'t'.repeat(65)}:v`],
+    ['a value over 128', `site:${'v'.repeat(129)}`],
+  ])('refuses %s: %j', (_label, resource) => {
+    expect(isCanonicalResource(resource)).toBe(false);
+  });
+
+  it(`refuses a well-formed resource over ${RESOURCE_MAX_LENGTH} characters`, () => {
+    const full = Array.from({ length: 15 }, () => `a:${'x'.repeat(126)}`).join('/');
+    const longest = `${full}/a:${'x'.repeat(111)}`;
+    expect(longest).toHaveLength(RESOURCE_MAX_LENGTH);
+    expect(isCanonicalResource(longest)).toBe(true);
+    expect(isCanonicalResource(`${longest}x`)).toBe(false);
+  });
+});
+
+describe('a non-canonical resource is inside no boundary', () => {
+  it.each([
+    'site:plant-7/../site:plant-8',
+    'site:plant-7/../plant-8',
+    'site:plant-7/..',
+    'site:plant-7/.',
+    'site:plant-7/',
+    'site:plant-7//asset:1',
+    'site:plant-7/./asset:1',
+    'site:plant-7/asset:1/',
+    'site:plant-7/%2e%2e/site:plant-8',
+    'site:plant-7/%2E%2E',
+    'site:plant-7/asset:..',
+    'site:plant-7/..:x',
+    'site:plant-7/..\\site:plant-8',
+    'site:plant-7/\uff0e\uff0e/site:plant-8',
+    'site:plant-7/asset:1\n',
+  ])('site:plant-7 does not cover %j', (resource) => {
+    expect(boundaryCovers('site:plant-7', resource)).toBe(false);
+    expect(withinBoundaries(['site:plant-7'], resource)).toBe(false);
+    expect(withinBoundaries(['site:plant-8', 'site:plant-7'], resource)).toBe(false);
+  });
+
+  it('an unbounded list takes any resource, canonical or not', () => {
+    expect(withinBoundaries([], 'site:plant-7/../plant-8')).toBe(true);
+    expect(withinBoundaries([], '')).toBe(true);
+    expect(withinBoundaries([], '/api/v1/tickets?id=7')).toBe(true);
+  });
+
+  it('a boundary that is not canonical covers nothing, not even itself', () => {
+    expect(boundaryCovers('site:..', 'site:..')).toBe(false);
+    expect(boundaryCovers('site:plant-7/', 'site:plant-7/')).toBe(false);
+    expect(boundaryCovers('', '/site:plant-7')).toBe(false);
+    expect(withinBoundaries(['..:x'], '..:x/a:b')).toBe(false);
+  });
+});
+
+describe('resource matching, fuzzed', () => {
+  const NAME = fc.stringMatching(/^[a-z0-9._-]{1,8}$/).filter((s) => !/^\.+$/.test(s));
+  const VALUE = fc.stringMatching(/^[A-Za-z0-9._~-]{1,8}$/).filter((s) => !/^\.+$/.test(s));
+  const segment = fc.tuple(NAME, VALUE).map(([t, v]) => `${t}:${v}`);
+  const canonical = fc.array(segment, { minLength: 1, maxLength: 4 }).map((s) => s.join('/'));
+  /** The pieces an attacker assembles a resource from, next to the pieces of real ones. */
+  const token = fc.constantFrom(
+    '/',
+    '//',
+    '.',
+    '..',
+    ':',
+    '%2e',
+    '%2E',
+    '%2f',
+    '%5c',
+    '%',
+    '%00',
+    '\\',
+    'asset',
+    'asset:1',
+    ':x',
+    'a',
+    'A',
+    '-',
+    '~',
+    '_',
+    ' ',
+    '\t',
+    '\n',
+    '\u0000',
+    '\u2025',
+    '\uff0e',
+    '\uff0f',
+    '\u2215',
+    '\u0430',
+    '\u200b',
+    '?',
+    '#',
+    ';',
+  );
+  const attack = fc.oneof(
+    fc.array(token, { minLength: 1, maxLength: 10 }).map((t) => t.join('')),
+    fc.string({ maxLength: 20 }),
+    fc.string({ unit: 'binary', maxLength: 20 }),
+  );
+  /** A resource built on the boundary, so that many are inside it or nearly. */
+  const resource = (boundary: string) =>
+    fc.oneof(
+      attack.map((suffix) => `${boundary}/${suffix}`),
+      attack.map((suffix) => `${boundary}${suffix}`),
+      fc.tuple(attack, attack).map(([a, b]) => `${a}${boundary}${b}`),
+      canonical.map((rest) => `${boundary}/${rest}`),
+      attack,
+    );
+  const cases = canonical.chain((boundary) => fc.tuple(fc.constant(boundary), resource(boundary)));
+
+  /** Written apart from the grammar: the features that make a resource non-canonical. */
+  function nonCanonical(r: string): boolean {
+    if (r === '' || /[^\x21-\x7e]/.test(r) || /[%\\?#;]/.test(r)) return true;
+    return r.split('/').some((seg) => {
+      if (seg === '' || seg === '.' || seg === '..') return true;
+      const parts = seg.split(':');
+      return parts.length !== 2 || parts.some((p) => /^\.*$/.test(p));
+    });
+  }
+
+  /** How a consumer of the resource might rewrite it before acting on it. */
+  const normalisers: Array<[string, (r: string) => string]> = [
+    ['POSIX path', (r) => posix.normalize(r)],
+    ['Windows path', (r) => win32.normalize(r).replace(/\\/g, '/')],
+    // Appended to a base URL's path, as a gateway forwarding to `<upstream>/<resource>` would.
+    ['URL path', (r) => new URL(`http://h/base/${r}`).pathname.replace(/^\/base\//, '')],
+    ['decoded URL path', (r) => decodeURIComponent(new URL(`http://h/base/${r}`).pathname).slice(6)],
+    ['NFKC', (r) => r.normalize('NFKC')],
+  ];
+  const covered = (b: string, r: string) => r === b || r.startsWith(`${b}/`);
+
+  it('no non-canonical resource is ever inside a boundary, and no normaliser moves one that is outside it', () => {
+    let inside = 0;
+    let refusedNonCanonical = 0;
+    fc.assert(
+      fc.property(cases, ([boundary, r]) => {
+        const within = withinBoundaries([boundary], r);
+        if (nonCanonical(r)) {
+          expect(within).toBe(false);
+          refusedNonCanonical += 1;
+        }
+        if (within) {
+          inside += 1;
+          for (const [name, normalise] of normalisers) {
+            expect({ name, r, covered: covered(boundary, normalise(r)) }).toEqual({ name, r, covered: true });
+          }
+        }
+      }),
+      { numRuns: 5000 },
+    );
+    // The property is not vacuous: both kinds were generated in numbers.
+    expect(inside).toBeGreaterThan(500);
+    expect(refusedNonCanonical).toBeGreaterThan(2000);
+  });
+
+  it('every canonical resource below a boundary is inside it', () => {
+    fc.assert(
+      fc.property(canonical, canonical, (boundary, rest) => {
+        expect(withinBoundaries([boundary], boundary)).toBe(true);
+        expect(withinBoundaries([boundary], `${boundary}/${rest}`)).toBe(true);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
+
+describe('isIpAddress', () => {
+  it.each([
+    '10.0.0.1',
+    '0.0.0.0',
+    '255.255.255.255',
+    '::',
+    '::1',
+    '2001:db8::1',
+    '2001:0db8:0000:0000:0000:0000:0000:0001',
+    'FE80::1',
+    '::ffff:10.0.0.1',
+    '1:2:3:4:5:6:7:8',
+  ])('accepts %j', (ip) => {
+    expect(isIpAddress(ip)).toBe(true);
+  });
+
+  it.each([
+    '',
+    '999.1.1.1',
+    '256.0.0.1',
+    '10.0.0.1/33',
+    '10.0.0.1/32',
+    '2001:db8::/32',
+    '1.2.3',
+    '1.2.3.4.5',
+    '010.0.0.1',
+    '0x7f.0.0.1',
+    '2130706433',
+    ' 10.0.0.1',
+    '10.0.0.1 ',
+    '10.0.0.1\n',
+    '10.0.0.1:80',
+    '[::1]',
+    '[::1]:443',
+    'fe80::1%eth0',
+    '2001:db8::1%25eth0',
+    '::ffff:999.0.0.1',
+    '1:2:3:4:5:6:7:8:9',
+    '2001:db8:::1',
+    'localhost',
+    '\uff11\uff10.0.0.1',
+    '10.0.0.1, 10.0.0.2',
+  ])('refuses %j', (ip) => {
+    expect(isIpAddress(ip)).toBe(false);
+  });
+});
+
+describe('parseCidr', () => {
+  it('reads an IPv4 or IPv6 network and its prefix length', () => {
+    expect(parseCidr('10.20.0.0/16')).toEqual({ network: '10.20.0.0', bits: 16, family: 4 });
+    expect(parseCidr('0.0.0.0/0')).toEqual({ network: '0.0.0.0', bits: 0, family: 4 });
+    expect(parseCidr('10.20.1.7/32')).toEqual({ network: '10.20.1.7', bits: 32, family: 4 });
+    expect(parseCidr('2001:db8::/32')).toEqual({ network: '2001:db8::', bits: 32, family: 6 });
+    expect(parseCidr('::1/128')).toEqual({ network: '::1', bits: 128, family: 6 });
+  });
+
+  it.each([
+    '10.0.0.1/33',
+    '10.0.0.0/99',
+    '2001:db8::/129',
+    '10.0.0.0/08',
+    '10.0.0.0/-1',
+    '10.0.0.0/',
+    '10.0.0.0',
+    '10.0.0.0/8/8',
+    '999.0.0.0/8',
+    '010.0.0.0/8',
+    'fe80::%eth0/64',
+    ' 10.0.0.0/8',
+    '10.0.0.0/8 ',
+    '/8',
+    '',
+  ])('refuses %j', (cidr) => {
+    expect(parseCidr(cidr)).toBeNull();
+  });
+});
+
 describe('ipAllowed', () => {
   describe('IPv4', () => {
     const cidrs = ['10.20.0.0/16'];
@@ -156,6 +458,18 @@ describe('ipAllowed', () => {
     expect(ipAllowed([], '10.20.1.7')).toBe(true);
     expect(ipAllowed([], '2001:db8::1')).toBe(true);
     expect(ipAllowed([], undefined)).toBe(true);
+  });
+
+  it('an empty list allows nothing that is not an address', () => {
+    for (const garbage of ['', '999.1.1.1', '10.0.0.1/33', 'not-an-ip', 'fe80::1%eth0', ' 10.20.1.7']) {
+      expect(ipAllowed([], garbage)).toBe(false);
+    }
+  });
+
+  it('a CIDR that does not parse admits nothing, and the others still apply', () => {
+    expect(ipAllowed(['10.0.0.0/33'], '10.0.0.1')).toBe(false);
+    expect(ipAllowed(['10.0.0.0/08'], '10.0.0.1')).toBe(false);
+    expect(ipAllowed(['garbage', '10.0.0.0/8'], '10.0.0.1')).toBe(true);
   });
 
   it('with a list, a missing address is refused', () => {

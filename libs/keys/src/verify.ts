@@ -88,11 +88,14 @@ export function decide(
   if (account.status !== 'active') return deny('ACCOUNT_DISABLED');
   if (request.environment !== undefined && request.environment !== key.environment)
     return deny('ENVIRONMENT_MISMATCH');
+  // A source ip that is not an address (see isIpAddress) is refused even where no CIDRs apply:
+  // VerifyDto answers 400 first, but the gateway check reads it from a forwarded header.
   const ip = request.source?.ip;
   if (!ipAllowed(account.allowedCidrs, ip) || !ipAllowed(key.allowedCidrs, ip)) return deny('IP_NOT_ALLOWED');
   if (request.scope !== undefined && !scopesCover(key.scopes, request.scope))
     return deny('INSUFFICIENT_SCOPE');
   // A key with no boundaries of its own inherits its account's; an account with none is unbounded.
+  // Under a boundary, a resource that is not canonical (matching.ts) is OUT_OF_BOUNDARY.
   const boundaries = key.boundaries.length ? key.boundaries : account.boundaries;
   if (request.resource !== undefined && !withinBoundaries(boundaries, request.resource))
     return deny('OUT_OF_BOUNDARY');

@@ -326,6 +326,20 @@ describe('decide', () => {
       expect(codeOf(rec, request({ source: undefined }))).toBe('VALID');
       expect(codeOf(rec, ipRequest('203.0.113.9'))).toBe('VALID');
     });
+
+    it('with no CIDRs anywhere, a source ip that is not an address is still refused', () => {
+      const rec = record({ key: { allowedCidrs: [] }, account: { allowedCidrs: [] } });
+      for (const ip of ['999.1.1.1', '10.0.0.1/33', '', 'not-an-ip', 'fe80::1%eth0', '10.0.0.1, 10.0.0.2']) {
+        expect({ ip, code: codeOf(rec, ipRequest(ip)) }).toEqual({ ip, code: 'IP_NOT_ALLOWED' });
+      }
+    });
+
+    it('a malformed source ip comes after ENVIRONMENT_MISMATCH and before INSUFFICIENT_SCOPE', () => {
+      const rec = record({ key: { allowedCidrs: [] }, account: { allowedCidrs: [] } });
+      const malformed = { source: { ip: '999.1.1.1' } };
+      expect(codeOf(rec, request({ ...ENV_MISMATCH, ...malformed }))).toBe('ENVIRONMENT_MISMATCH');
+      expect(codeOf(rec, request({ ...malformed, ...BAD_SCOPE, ...BAD_RESOURCE }))).toBe('IP_NOT_ALLOWED');
+    });
   });
 
   describe('INSUFFICIENT_SCOPE', () => {
@@ -370,9 +384,32 @@ describe('decide', () => {
       expect(codeOf(rec, request({ resource: 'site:plant-8/asset:1' }))).toBe('OUT_OF_BOUNDARY');
     });
 
-    it('a key and an account with no boundaries are unbounded', () => {
+    it('a key and an account with no boundaries are unbounded, whatever the resource is written like', () => {
       const rec = record({ key: { boundaries: [] }, account: { boundaries: [] } });
       expect(codeOf(rec, request({ resource: 'anything/at:all' }))).toBe('VALID');
+      expect(codeOf(rec, request({ resource: 'site:plant-7/../plant-8' }))).toBe('VALID');
+      expect(codeOf(rec, request({ resource: '' }))).toBe('VALID');
+    });
+
+    it.each([
+      'site:plant-7/../plant-8',
+      'site:plant-7/asset-group:pumps/../../site:plant-8',
+      'site:plant-7/asset-group:pumps/./asset:1',
+      'site:plant-7/asset-group:pumps/',
+      'site:plant-7/asset-group:pumps//asset:1',
+      'site:plant-7/asset-group:pumps/%2e%2e',
+      'site:plant-7/asset-group:pumps/asset:..',
+      'site:plant-7/asset-group:pumps\\..',
+      '',
+    ])('a resource that is not canonical is OUT_OF_BOUNDARY under the key or the account: %j', (resource) => {
+      expect(codeOf(record(), request({ resource }))).toBe('OUT_OF_BOUNDARY');
+      expect(codeOf(record({ key: { boundaries: [] } }), request({ resource }))).toBe('OUT_OF_BOUNDARY');
+    });
+
+    it('a non-canonical resource does not hide an earlier fault', () => {
+      const resource = 'site:plant-7/../plant-8';
+      expect(codeOf(record(), request({ resource, ...BAD_SCOPE }))).toBe('INSUFFICIENT_SCOPE');
+      expect(codeOf(record(), request({ resource, ...BAD_IP }))).toBe('IP_NOT_ALLOWED');
     });
   });
 

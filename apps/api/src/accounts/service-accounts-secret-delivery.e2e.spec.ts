@@ -336,6 +336,17 @@ describe('the secretDelivery url is under the webhooks address policy', () => {
     'http://[fd00::1]/keys',
     'http://[::ffff:127.0.0.1]/keys',
     'http://0.0.0.0/keys',
+    'http://[2001:db8::1]/keys',
+    'http://198.18.0.1/keys',
+    'http://192.0.2.10/keys',
+    'http://198.51.100.7/keys',
+    'http://203.0.113.9/keys',
+    'http://100.64.0.1/keys',
+    'http://240.0.0.1/keys',
+    'http://224.0.0.251/keys',
+    'http://[64:ff9b::a9fe:a9fe]/keys',
+    'http://[2002:a00:1::1]/keys',
+    'http://[3fff::1]/keys',
   ])('refuses %s with 422 POLICY_VIOLATION at create and change, storing nothing', async (url) => {
     const [rows, events] = [await secretRowCount(), await eventCount(api)];
     const res = await api.http

@@ -456,6 +456,10 @@ describe('POST /v1/service-accounts/{id}/keys', () => {
       [{ ...valid, allowedCidrs: '10.20.1.0/24' }, 'allowedCidrs'],
       [{ ...valid, boundaries: ['plant-7'] }, 'boundaries'],
       [{ ...valid, boundaries: ['site:plant-7/'] }, 'boundaries'],
+      [{ ...valid, boundaries: ['site:plant-7/..'] }, 'boundaries'],
+      [{ ...valid, boundaries: ['site:plant-7/asset:..'] }, 'boundaries'],
+      [{ ...valid, boundaries: ['site:plant-7/..:x'] }, 'boundaries'],
+      [{ ...valid, boundaries: ['site:plant-7/%2e%2e'] }, 'boundaries'],
     ];
     const before = await eventCount(api);
     for (const [body, field] of cases) {

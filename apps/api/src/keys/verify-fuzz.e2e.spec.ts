@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import fc from 'fast-check';
 import type { Response } from 'supertest';
 import { DENIAL_CODES, checkOf, parseKey } from '@keyward/keys';
@@ -114,10 +115,28 @@ function wellFormed(body: unknown): body is Record<string, unknown> & { key: str
     const source = body.source;
     if (!isPlainObject(source)) return false;
     if (Object.keys(source).some((k) => k !== 'ip' && k !== 'system')) return false;
-    if ('ip' in source && !shortString(source.ip, LIMITS.ip)) return false;
+    if ('ip' in source && !(shortString(source.ip, LIMITS.ip) && isAddress(source.ip))) return false;
     if ('system' in source && !shortString(source.system, LIMITS.system)) return false;
   }
   return true;
+}
+
+/** One IPv4 or IPv6 address, no zone: anything else in source.ip is a 400. */
+function isAddress(ip: unknown): boolean {
+  return typeof ip === 'string' && isIP(ip) !== 0 && !ip.includes('%');
+}
+
+/**
+ * A resource a boundary can cover: `type:value` segments joined by single slashes, neither part
+ * made of dots only; anything else (dot segments, empty segments, encodings) is outside every boundary.
+ */
+function canonicalResource(resource: string): boolean {
+  return resource
+    .split('/')
+    .every(
+      (segment) =>
+        /^[a-z0-9._-]{1,64}:[A-Za-z0-9._~-]{1,128}$/.test(segment) && !/(^|:)\.+(:|$)/.test(segment),
+    );
 }
 
 function inAccountRange(ip: unknown): boolean {
@@ -148,8 +167,9 @@ function expected(body: unknown): Expected {
   if (scope !== undefined && !scope.startsWith('tickets:'))
     return { status: 200, codes: ['INSUFFICIENT_SCOPE'] };
   const resource = body.resource as string | undefined;
-  if (resource !== undefined && resource !== 'site:plant-7' && !resource.startsWith('site:plant-7/'))
-    return { status: 200, codes: ['OUT_OF_BOUNDARY'] };
+  const inside = (r: string) =>
+    canonicalResource(r) && (r === 'site:plant-7' || r.startsWith('site:plant-7/'));
+  if (resource !== undefined && !inside(resource)) return { status: 200, codes: ['OUT_OF_BOUNDARY'] };
   return { status: 200, valid: true };
 }
 
@@ -352,7 +372,18 @@ it('random bodies: 400 for the wrong shape, otherwise the code API.md orders fir
         weight: 8,
       },
       { arbitrary: fc.tuple(fc.nat(255), fc.nat(255)).map(([a, b]) => `10.20.${a}.${b}`), weight: 4 },
-      { arbitrary: fc.constantFrom('10.21.0.1', '2001:db8::1', '010.20.1.7', '10.20.1.7 ', ''), weight: 2 },
+      {
+        arbitrary: fc.constantFrom(
+          '10.21.0.1',
+          '2001:db8::1',
+          '010.20.1.7',
+          '10.20.1.7 ',
+          '',
+          '999.1.1.1',
+          '10.20.1.7/33',
+        ),
+        weight: 2,
+      },
       { arbitrary: fc.oneof(fc.ipV4(), fc.ipV6(), fc.string({ maxLength: 20 })), weight: 2 },
     ),
     LIMITS.ip,
@@ -375,6 +406,18 @@ it('random bodies: 400 for the wrong shape, otherwise the code API.md orders fir
       { arbitrary: fc.stringMatching(/^site:plant-7(\/[a-z-]{1,10}:[A-Za-z0-9-]{1,10}){1,3}$/), weight: 2 },
       {
         arbitrary: fc.constantFrom('site:plant-70', 'site:plant-7/', 'x/site:plant-7', 'site:plant', ''),
+        weight: 2,
+      },
+      {
+        arbitrary: fc.constantFrom(
+          'site:plant-7/../plant-8',
+          'site:plant-7/./asset:1',
+          'site:plant-7//asset:1',
+          'site:plant-7/%2e%2e',
+          'site:plant-7/asset:..',
+          'site:plant-7/..:x',
+          'site:plant-7\\..',
+        ),
         weight: 2,
       },
       { arbitrary: fc.string({ unit: 'binary', maxLength: 30 }), weight: 1 },

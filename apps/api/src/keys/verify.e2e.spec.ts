@@ -466,9 +466,7 @@ describe('IP_NOT_ALLOWED', () => {
     await expectCode(t.verifier, at('2001:db9::7'), 'IP_NOT_ALLOWED');
     await expectCode(t.verifier, at(undefined), 'IP_NOT_ALLOWED');
     await expectCode(t.verifier, { key: key.secret, source: { system: 'helpdesk' } }, 'IP_NOT_ALLOWED');
-    await expectCode(t.verifier, at('not-an-ip'), 'IP_NOT_ALLOWED');
-    await expectCode(t.verifier, at(''), 'IP_NOT_ALLOWED');
-    await expectCode(t.verifier, at('10.20.1.7/32'), 'IP_NOT_ALLOWED');
+    // Something that is not an address is a 400 (below), not a refusal.
   });
 
   it("applies the account's CIDRs to a key without its own", async () => {
@@ -494,7 +492,37 @@ describe('IP_NOT_ALLOWED', () => {
     const { key } = await accountWithKey(t);
     await expectValid(t.verifier, { key: key.secret });
     await expectValid(t.verifier, { key: key.secret, source: { ip: '192.0.2.1' } });
-    await expectValid(t.verifier, { key: key.secret, source: { ip: 'not-an-ip' } });
+  });
+
+  it('answers 400 naming source.ip for a source ip that is not one address, with or without CIDRs', async () => {
+    const t = await tenant('badip');
+    const open = await accountWithKey(t);
+    const fenced = await accountWithKey(t, { allowedCidrs: ['10.20.0.0/16'] });
+    for (const ip of [
+      '999.1.1.1',
+      '10.0.0.1/33',
+      '10.20.1.7/32',
+      '',
+      'not-an-ip',
+      '010.20.1.7',
+      ' 10.20.1.7',
+      'fe80::1%eth0',
+      '10.20.1.7, 10.20.1.8',
+      '[::1]:443',
+    ]) {
+      for (const key of [open.key, fenced.key]) {
+        const res = await verify(t.verifier, { key: key.secret, source: { ip, system: 'helpdesk' } });
+        expectProblem(res, 400, 'VALIDATION_FAILED');
+        expect({ ip, fields: res.body.errors.map((e: { field: string }) => e.field) }).toEqual({
+          ip,
+          fields: ['source.ip'],
+        });
+        expect(res.text).not.toContain(key.secret);
+      }
+    }
+    // The same addresses written well pass.
+    await expectValid(t.verifier, { key: fenced.key.secret, source: { ip: '10.20.1.7' } });
+    await expectValid(t.verifier, { key: open.key.secret, source: { ip: '2001:db8::7' } });
   });
 
   it('comes before INSUFFICIENT_SCOPE', async () => {
@@ -576,6 +604,35 @@ describe('OUT_OF_BOUNDARY', () => {
     await expectValid(t.verifier, { key: key.secret });
   });
 
+  it('refuses a resource that is not canonical: dot segments, empty segments, encoded or other forms', async () => {
+    const t = await tenant('canonical');
+    const { key } = await accountWithKey(t, { boundaries: ['site:plant-7'] });
+    const at = (resource: string) => ({ key: key.secret, resource });
+    for (const resource of [
+      'site:plant-7/../plant-8',
+      'site:plant-7/../site:plant-8',
+      'site:plant-7/./asset:1',
+      'site:plant-7/..',
+      'site:plant-7/',
+      'site:plant-7//asset:1',
+      'site:plant-7/%2e%2e/site:plant-8',
+      'site:plant-7/%2E%2E',
+      'site:plant-7\\..\\site:plant-8',
+      'site:plant-7/asset:..',
+      'site:plant-7/..:x',
+      'site:plant-7/\uff0e\uff0e/site:plant-8',
+      'site:plant-7/asset',
+    ]) {
+      const res = await verify(t.verifier, at(resource));
+      expect({ resource, status: res.status, body: res.body }).toEqual({
+        resource,
+        status: 200,
+        body: { valid: false, code: 'OUT_OF_BOUNDARY' },
+      });
+    }
+    await expectValid(t.verifier, at('site:plant-7/asset:1'));
+  });
+
   it("uses the key's own boundaries when it has them", async () => {
     const t = await tenant('keybound');
     const { key } = await accountWithKey(
@@ -605,6 +662,8 @@ describe('OUT_OF_BOUNDARY', () => {
     const { key } = await accountWithKey(t);
     await expectValid(t.verifier, { key: key.secret, resource: 'site:anywhere/asset:1' });
     await expectValid(t.verifier, { key: key.secret, resource: 'anything at all' });
+    // Unbounded is unbounded: a resource of any form is not refused for its form.
+    await expectValid(t.verifier, { key: key.secret, resource: 'site:plant-7/../plant-8' });
   });
 
   it('comes before RATE_LIMITED, and a refused request uses none of the limit', async () => {

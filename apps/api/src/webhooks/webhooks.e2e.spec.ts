@@ -125,7 +125,18 @@ describe('POST /v1/webhooks', () => {
     'http://[fd00::1]/hook',
     'http://[::ffff:127.0.0.1]/hook',
     'http://0.0.0.0/hook',
-  ])('refuses %s with 422 POLICY_VIOLATION while private addresses are not allowed', async (url) => {
+    'http://[2001:db8::1]/hook',
+    'http://198.18.0.1/hook',
+    'http://192.0.2.10/hook',
+    'http://198.51.100.7/hook',
+    'http://203.0.113.9/hook',
+    'http://100.64.0.1/hook',
+    'http://240.0.0.1/hook',
+    'http://224.0.0.251/hook',
+    'http://[64:ff9b::a9fe:a9fe]/hook',
+    'http://[2002:a00:1::1]/hook',
+    'http://[3fff::1]/hook',
+  ])('refuses %s with 422 POLICY_VIOLATION while special-purpose addresses are not allowed', async (url) => {
     const before = await eventCount(api);
     const res = await register(acme.admin, { url, events: ['key.revoked'] });
     expectProblem(res, 422, 'POLICY_VIOLATION');
