@@ -15,13 +15,11 @@ import {
   Max,
   MaxLength,
   Min,
-  ValidateBy,
   ValidateIf,
   ValidateNested,
-  type ValidationOptions,
 } from 'class-validator';
 import { BOUNDARY, LIMITS, SCOPE } from '@keyward/accounts';
-import { KEY_PREFIX_SEARCH, isIpAddress } from '@keyward/keys';
+import { KEY_PREFIX_SEARCH } from '@keyward/keys';
 import { PageQuery } from '../http/page.query';
 import { IsCidr, OptionalNotNull } from '../http/validators';
 
@@ -131,68 +129,6 @@ export class FindKeysQuery extends PageQuery {
 }
 
 export class ListKeysQuery extends PageQuery {}
-
-/** One IPv4 or IPv6 address, by the rule the verify decision applies (isIpAddress). */
-function IsIpAddress(options?: ValidationOptions): PropertyDecorator {
-  return ValidateBy(
-    {
-      name: 'isIpAddress',
-      validator: {
-        validate: (value: unknown) => typeof value === 'string' && isIpAddress(value),
-        defaultMessage: () =>
-          '$property must be one IPv4 or IPv6 address such as 10.20.1.7 or 2001:db8::7 (no port, prefix or zone)',
-      },
-    },
-    options,
-  );
-}
-
-export class VerifySourceDto {
-  @ApiPropertyOptional({ example: '10.20.1.7', description: 'one IPv4 or IPv6 address' })
-  @OptionalNotNull()
-  @IsString()
-  @MaxLength(64)
-  @IsIpAddress()
-  ip?: string;
-
-  @ApiPropertyOptional({ example: 'helpdesk' })
-  @OptionalNotNull()
-  @IsString()
-  @MaxLength(200)
-  system?: string;
-}
-
-/** Any string is a well-formed key field: a key of the wrong form answers `MALFORMED`, not 400. */
-export class VerifyDto {
-  @ApiProperty({ example: 'kw_live_...' })
-  @IsString()
-  key!: string;
-
-  @ApiPropertyOptional({ example: 'tickets:read' })
-  @OptionalNotNull()
-  @IsString()
-  @MaxLength(200)
-  scope?: string;
-
-  @ApiPropertyOptional({ example: 'site:plant-7/asset-group:pumps/asset:P-101' })
-  @OptionalNotNull()
-  @IsString()
-  @MaxLength(2048)
-  resource?: string;
-
-  @ApiPropertyOptional({ example: 'production' })
-  @OptionalNotNull()
-  @IsString()
-  @MaxLength(32)
-  environment?: string;
-
-  @ApiPropertyOptional({ type: VerifySourceDto })
-  @OptionalNotNull()
-  @IsObject()
-  @ValidateNested()
-  @Type(() => VerifySourceDto)
-  source?: VerifySourceDto;
-}
 
 export class MaxKeyLifetimeDto {
   @IsInt()

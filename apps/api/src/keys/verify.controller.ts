@@ -3,9 +3,10 @@ import { RouteSchema } from '@nestjs/platform-fastify';
 import { ApiBody, ApiExcludeEndpoint, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { callerAllows, tenantOf, type CommandContext } from '@keyward/auth';
-import { Unauthenticated } from '@keyward/core';
+import { Unauthenticated, ValidationFailed } from '@keyward/core';
 import {
   gatewayOutcome,
+  isIpAddress,
   Verifier,
   type GatewayQuestion,
   type VerifyAnswer,
@@ -16,7 +17,7 @@ import { Authenticator } from '../auth/authenticator';
 import { problem } from '../http/problem';
 import { Ctx } from '../http/request-context';
 import { Metrics } from '../observability/metrics';
-import { VERIFY_BODY } from './verify.schema';
+import { SOURCE_IP_MESSAGE, VERIFY_BODY } from './verify.schema';
 
 const VERIFIER_HEADER = 'x-keyward-verifier';
 
@@ -77,6 +78,12 @@ export class VerifyController {
   @ApiBody({ schema: VERIFY_BODY as object })
   async verify(@Ctx() ctx: CommandContext, @Body() body: VerifyRequest): Promise<VerifyAnswer> {
     const startedAt = performance.now();
+    const ip = body.source?.ip;
+    if (ip !== undefined && !isIpAddress(ip)) {
+      throw new ValidationFailed('the request is not valid', [
+        { field: 'source.ip', message: SOURCE_IP_MESSAGE },
+      ]);
+    }
     const { answer } = await this.verifier.verify(tenantOf(ctx.caller), body);
     this.metrics.verified(answer.valid ? 'VALID' : answer.code, startedAt);
     return answer;

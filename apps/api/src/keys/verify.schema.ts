@@ -21,12 +21,16 @@ export const VERIFY_BODY = {
       type: 'object',
       additionalProperties: false,
       properties: {
-        ip: text(64, '10.20.1.7'),
+        ip: { ...text(64, '10.20.1.7'), description: 'one IPv4 or IPv6 address' },
         system: text(200, 'helpdesk'),
       },
     },
   },
 } as const;
+
+/** A source ip is one address, by the rule the verify decision applies (isIpAddress). */
+export const SOURCE_IP_MESSAGE =
+  'source.ip must be one IPv4 or IPv6 address such as 10.20.1.7 or 2001:db8::7 (no port, prefix or zone)';
 
 interface SchemaError {
   instancePath: string;
