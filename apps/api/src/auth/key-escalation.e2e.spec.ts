@@ -358,6 +358,13 @@ describe('what a keyward:admin key still may do', () => {
     expect(made.status).toBe(201);
     const key = await issue(s.key, made.body.id, { scopes: ['tickets:read'], expiresInDays: 30 });
     expect(key.status).toBe(201);
+    // Rotating it keeps its 30 days, inside the caller's own lifetime.
+    const rotated = await api.http
+      .post(`/v1/keys/${key.body.id}/rotate`)
+      .set(s.key)
+      .send({ gracePeriodSeconds: 60 });
+    expect(rotated.status).toBe(201);
+    expect(rotated.body.scopes).toEqual(['tickets:read']);
     // And a key for a person-made account, with a scope of its ceiling the caller holds too.
     expect((await issue(s.key, s.otherId, { scopes: ['tickets:read'] })).status).toBe(201);
     const verified = await api.http
