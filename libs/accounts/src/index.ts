@@ -2,6 +2,7 @@ export * from './rules';
 export * from './service-account.events';
 export * from './service-account';
 export * from './grant-gate';
+export * from './ceiling';
 export * from './service-accounts.projection';
 export * from './service-account.commands';
 export * from './service-account.reader';

@@ -1,8 +1,10 @@
 import { Inject } from '@nestjs/common';
 import { CommandHandler, type ICommandHandler } from '@nestjs/cqrs';
 import { Conflict, ID_PREFIX, newId } from '@keyward/core';
-import { tenantOf } from '@keyward/auth';
+import { requirePermission, tenantOf, type CommandContext } from '@keyward/auth';
+import { KeyReader, assertWithinReach } from '@keyward/keys';
 import { AccountKeys } from './account-keys';
+import { ceilingWidenings } from './ceiling';
 import { routeGrant } from './grant-gate';
 import {
   assertVersion,
@@ -19,6 +21,7 @@ import {
   ChangeServiceAccountStatus,
   CreateServiceAccount,
   GrantScopes,
+  type CreateServiceAccountInput,
   RevokeScope,
   UpdateServiceAccount,
 } from './service-account.commands';
@@ -48,10 +51,12 @@ export class CreateServiceAccountHandler implements ICommandHandler<
     @Inject(ServiceAccountRepository) private readonly repository: ServiceAccountRepository,
     @Inject(ServiceAccountReader) private readonly reader: ServiceAccountReader,
     @Inject(SecretDeliverySecrets) private readonly secrets: SecretDeliverySecrets,
+    @Inject(KeyReader) private readonly keys: KeyReader,
   ) {}
 
   async execute({ ctx, input }: CreateServiceAccount): Promise<ServiceAccountWritten> {
     const tenantId = tenantOf(ctx.caller);
+    if (input.secretDelivery) requirePermission(ctx.caller, 'set-secret-delivery');
     const id = newId(ID_PREFIX.serviceAccount);
     const grant = routeGrant({ tenantId, environment: input.environment }, input.allowedScopes ?? []);
     const events = decideCreate({
@@ -70,6 +75,7 @@ export class CreateServiceAccountHandler implements ICommandHandler<
       rotationPolicy: input.rotationPolicy ?? null,
       secretDelivery: input.secretDelivery ?? null,
     });
+    await this.assertWithinCallerReach(ctx, input);
     if (input.secretDelivery) await this.secrets.checkUrl(input.secretDelivery.url);
     if (await this.reader.nameTaken(tenantId, input.environment, input.name)) {
       throw new Conflict(`a service account named ${input.name} exists already in ${input.environment}`);
@@ -77,6 +83,28 @@ export class CreateServiceAccountHandler implements ICommandHandler<
     const issued = input.secretDelivery ? this.secrets.issue(tenantId, id) : null;
     await this.repository.append(ctx, id, 0, events, input.reason, [], issued?.store);
     return { id, signingSecret: issued?.signingSecret ?? null };
+  }
+
+  /**
+   * A key making an account sets its ceiling, so it may set one only within its own reach
+   * (@keyward/keys delegation): its environment, its own non-keyward scopes, its boundaries and
+   * addresses. Otherwise the account's next key would reach further than the key that made it.
+   */
+  private async assertWithinCallerReach(ctx: CommandContext, input: CreateServiceAccountInput) {
+    if (ctx.caller.kind !== 'service-account') return;
+    const holder = await this.keys.keyReach(ctx.caller);
+    // Every scope asked for, including any a gate would hold for approval: a key asks for none it lacks.
+    assertWithinReach(
+      holder,
+      {
+        environment: input.environment,
+        scopes: input.allowedScopes ?? [],
+        boundaries: input.boundaries ?? [],
+        cidrs: [input.allowedCidrs ?? []],
+        endsAt: null,
+      },
+      'an account',
+    );
   }
 }
 
@@ -98,9 +126,12 @@ export class UpdateServiceAccountHandler implements ICommandHandler<
     reason,
     expectedVersion,
   }: UpdateServiceAccount): Promise<ServiceAccountWritten> {
+    if (changes.secretDelivery) requirePermission(ctx.caller, 'set-secret-delivery');
     const state = await this.repository.load(ctx, id);
     assertVersion(state, expectedVersion);
     let events = decideUpdate(state, changes);
+    const effective = events.find((e) => e.type === 'ServiceAccountUpdated')?.data.changes ?? {};
+    if (ceilingWidenings(state, effective).length) requirePermission(ctx.caller, 'widen-ceiling');
     const delivery = changes.secretDelivery;
     if (delivery) {
       await this.secrets.checkUrl(delivery.url);
@@ -154,6 +185,7 @@ export class GrantScopesHandler implements ICommandHandler<GrantScopes, string> 
   constructor(@Inject(ServiceAccountRepository) private readonly repository: ServiceAccountRepository) {}
 
   async execute({ ctx, id, scopes, reason, expectedVersion }: GrantScopes): Promise<string> {
+    requirePermission(ctx.caller, 'widen-ceiling');
     const state = await this.repository.load(ctx, id);
     assertVersion(state, expectedVersion);
     const grant = routeGrant(state, scopes);

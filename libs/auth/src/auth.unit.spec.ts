@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { actorOf, callerAllows, type Caller } from './caller';
+import { Forbidden } from '@keyward/core';
+import { actorOf, callerAllows, requirePermission, type Caller } from './caller';
 import {
   OPERATOR_TOKEN_PREFIX,
   isOperatorTokenForm,
@@ -7,17 +8,37 @@ import {
   secretsEqual,
   sha256Hex,
 } from './operator-token';
-import { ROLES, ROLE_SCOPES, scopesAllow, type Permission, type Role } from './roles';
+import {
+  GOVERNANCE_SCOPES,
+  NOT_FOR_SERVICE_ACCOUNTS,
+  ROLES,
+  ROLE_SCOPES,
+  scopesAllow,
+  type Permission,
+  type Role,
+} from './roles';
 
-const PERMISSIONS: Permission[] = ['manage', 'read', 'audit', 'approve', 'verify'];
+const GOVERNANCE = [...GOVERNANCE_SCOPES];
+
+const PERMISSIONS: Permission[] = [
+  'manage',
+  'read',
+  'audit',
+  'approve',
+  'verify',
+  'manage-operators',
+  'widen-ceiling',
+  'set-secret-delivery',
+  'change-policy',
+];
 
 /** API.md "Callers and credentials": what each role may do. */
 const ALLOWED: Record<Role | 'bootstrap', Permission[]> = {
-  admin: ['manage', 'read', 'audit', 'approve', 'verify'],
+  admin: PERMISSIONS,
   approver: ['read', 'approve'],
   auditor: ['read', 'audit'],
   verifier: ['verify'],
-  bootstrap: [],
+  bootstrap: ['manage-operators'],
 };
 
 const operator = (role: Role): Caller => ({
@@ -48,9 +69,15 @@ describe('roles', () => {
     expect(callerAllows(operator(role), permission)).toBe(allowed);
   });
 
-  it.each(PERMISSIONS)('the bootstrap token may not %s tenant data', (permission) => {
-    expect(callerAllows({ kind: 'bootstrap' }, permission)).toBe(ALLOWED.bootstrap.includes(permission));
-    expect(callerAllows({ kind: 'bootstrap' }, permission)).toBe(false);
+  it.each(PERMISSIONS.filter((p) => p !== 'manage-operators'))(
+    'the bootstrap token may not %s tenant data',
+    (permission) => {
+      expect(callerAllows({ kind: 'bootstrap' }, permission)).toBe(false);
+    },
+  );
+
+  it('the bootstrap token may manage operators', () => {
+    expect(callerAllows({ kind: 'bootstrap' }, 'manage-operators')).toBe(true);
   });
 
   it.each(PERMISSIONS)('a system caller may %s', (permission) => {
@@ -72,11 +99,92 @@ describe('roles', () => {
         ['read', 'verify'],
       ],
       // product:* covers every action of the product (API.md scope syntax), keyward's own included.
-      [['keyward:*'], ['manage', 'read', 'audit', 'approve', 'verify']],
+      [['keyward:*'], PERMISSIONS],
       [['tickets:read', 'keyward:Read', 'keyward:admin '], []],
     ])('%j allows exactly %j', (scopes, allowed) => {
       expect(PERMISSIONS.filter((p) => scopesAllow(scopes, p))).toEqual(allowed);
     });
+  });
+});
+
+describe('a service-account key as caller', () => {
+  const key = (scopes: string[]): Caller => ({
+    kind: 'service-account',
+    id: 'sa_1',
+    keyId: 'key_1',
+    tenantId: 'acme',
+    name: 'pipeline',
+    scopes,
+  });
+
+  it('never holds what only a person may do: operators, ceilings, secret delivery, policy, approval', () => {
+    expect([...NOT_FOR_SERVICE_ACCOUNTS].sort()).toEqual(
+      ['approve', 'change-policy', 'manage-operators', 'set-secret-delivery', 'widen-ceiling'].sort(),
+    );
+  });
+
+  it.each([['keyward:admin'], ['keyward:*'], ['keyward:approve', 'keyward:read'], GOVERNANCE])(
+    '%j holds exactly what its scopes allow, less what no key holds',
+    (...scopes) => {
+      const allowed = PERMISSIONS.filter((p) => callerAllows(key(scopes), p));
+      expect(allowed).toEqual(
+        PERMISSIONS.filter((p) => scopesAllow(scopes, p) && !NOT_FOR_SERVICE_ACCOUNTS.includes(p)),
+      );
+      for (const p of NOT_FOR_SERVICE_ACCOUNTS) expect(callerAllows(key(scopes), p)).toBe(false);
+    },
+  );
+
+  it('keyward:admin still manages accounts and keys, reads, audits and verifies', () => {
+    expect(PERMISSIONS.filter((p) => callerAllows(key(['keyward:admin']), p))).toEqual([
+      'manage',
+      'read',
+      'audit',
+      'verify',
+    ]);
+  });
+
+  it('a person and the system keep every right a key lacks', () => {
+    const system: Caller = { kind: 'system', id: 'cli', name: 'cli:ada', tenantId: 'acme' };
+    for (const p of NOT_FOR_SERVICE_ACCOUNTS) {
+      expect(callerAllows(operator('admin'), p)).toBe(true);
+      expect(callerAllows(system, p)).toBe(true);
+    }
+  });
+});
+
+describe('requirePermission', () => {
+  const adminKey: Caller = {
+    kind: 'service-account',
+    id: 'sa_1',
+    keyId: 'key_1',
+    tenantId: 'acme',
+    name: 'pipeline',
+    scopes: ['keyward:admin'],
+  };
+
+  it('passes a caller that holds the permission', () => {
+    expect(() => requirePermission(operator('admin'), 'manage-operators')).not.toThrow();
+    expect(() => requirePermission({ kind: 'bootstrap' }, 'manage-operators')).not.toThrow();
+    expect(() => requirePermission(adminKey, 'manage')).not.toThrow();
+  });
+
+  it('refuses a key with Forbidden naming the permission and that no key holds it', () => {
+    const refusal = (() => {
+      try {
+        requirePermission(adminKey, 'widen-ceiling');
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(refusal).toBeInstanceOf(Forbidden);
+    expect((refusal as Error).message).toContain('widen-ceiling');
+    expect((refusal as Error).message).toContain('no service-account key holds');
+  });
+
+  it('refuses an operator without the scope, naming the scope', () => {
+    expect(() => requirePermission(operator('auditor'), 'manage-operators')).toThrow(
+      /manage-operators permission \(scope keyward:admin\)/,
+    );
   });
 });
 

@@ -2,6 +2,7 @@ export * from './key-secret';
 export * from './key.events';
 export * from './key';
 export * from './matching';
+export * from './delegation';
 export * from './policy';
 export * from './verify';
 export * from './key.reader';

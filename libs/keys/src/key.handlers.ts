@@ -1,10 +1,11 @@
 import { Inject, Optional } from '@nestjs/common';
 import { CommandHandler, type ICommandHandler } from '@nestjs/cqrs';
 import { CLOCK, Conflict, ID_PREFIX, NotFound, isId, newId, type Clock } from '@keyward/core';
-import { metadataFor, tenantOf, type CommandContext } from '@keyward/auth';
+import { metadataFor, requirePermission, tenantOf, type CommandContext } from '@keyward/auth';
 import type { Transaction } from 'kysely';
 import { DB, type Database, type Db } from '@keyward/db';
 import { EventStore, type StreamAppend } from '@keyward/event-store';
+import { assertWithinReach, reachOfKey } from './delegation';
 import { issueKeySecret, keyHash } from './key-secret';
 import {
   assertKeyVersion,
@@ -106,7 +107,7 @@ class KeyCommands {
   protected async loadAccount(
     ctx: CommandContext,
     accountId: string,
-  ): Promise<KeyAccount & { version: number }> {
+  ): Promise<KeyAccount & { version: number; allowedCidrs: string[] }> {
     if (!isId(accountId, ID_PREFIX.serviceAccount)) throw new NotFound(`no service account ${accountId}`);
     const row = await this.db
       .selectFrom('service_accounts')
@@ -122,8 +123,25 @@ class KeyCommands {
       environment: row.environment as KeyAccount['environment'],
       allowedScopes: row.allowed_scopes,
       boundaries: row.boundaries,
+      allowedCidrs: row.allowed_cidrs,
       version: row.version,
     };
+  }
+
+  /**
+   * A key calling may hand on only what it holds itself (delegation.ts): every key these events
+   * issue must lie within the calling key's reach. People and the system are not limited here.
+   */
+  protected async assertMayHandOn(
+    ctx: CommandContext,
+    events: readonly KeyEvent[],
+    account: { boundaries: string[]; allowedCidrs: string[] },
+  ): Promise<void> {
+    if (ctx.caller.kind !== 'service-account') return;
+    const holder = await this.reader.keyReach(ctx.caller);
+    for (const event of events) {
+      if (event.type === 'KeyIssued') assertWithinReach(holder, reachOfKey(event.data, account), 'a key');
+    }
   }
 
   protected keyAppend(
@@ -184,6 +202,7 @@ export class IssueKeyHandler extends KeyCommands implements ICommandHandler<Issu
     const id = newId(ID_PREFIX.key);
     const issue = await this.issueContext(ctx, account, id);
     const events = decideIssue({ ...input, id }, issue);
+    await this.assertMayHandOn(ctx, events, account);
     await this.store.append(
       [this.accountCondition(ctx, account), this.keyAppend(ctx, id, 0, events)],
       metadataFor(ctx, reason),
@@ -202,6 +221,8 @@ export class RotateKeyHandler extends KeyCommands implements ICommandHandler<Rot
     const id = newId(ID_PREFIX.key);
     const issue = await this.issueContext(ctx, account, id);
     const rotation = decideRotate(old, id, graceSeconds, issue);
+    // The caller is answered the new key's secret: rotating is issuing.
+    await this.assertMayHandOn(ctx, rotation.issued, account);
     // Two racing rotations of one key: both expect the old key's version, exactly one wins.
     await this.store.append(
       [
@@ -260,6 +281,7 @@ export class RevokeAccountKeysHandler
 @CommandHandler(ChangePolicyCommand)
 export class ChangePolicyHandler extends KeyCommands implements ICommandHandler<ChangePolicyCommand, void> {
   async execute({ ctx, changes, reason, expectedVersion }: ChangePolicyCommand): Promise<void> {
+    requirePermission(ctx.caller, 'change-policy');
     const tenantId = tenantOf(ctx.caller);
     const { policy, version } = await this.reader.policy(tenantId);
     // Checked here too: a change that changes nothing appends nothing, so the store would not check it.

@@ -1,6 +1,8 @@
 import { sql, type ExpressionBuilder, type Expression, type SqlBool, type Transaction } from 'kysely';
-import { decodeCursor, isId, ID_PREFIX, toPage, type Page } from '@keyward/core';
+import { Forbidden, decodeCursor, isId, ID_PREFIX, toPage, type Page } from '@keyward/core';
 import type { Database, Db, KeyRow } from '@keyward/db';
+import type { Caller } from '@keyward/auth';
+import { reachOfKey, type Reach } from './delegation';
 import { DEFAULT_POLICY, type TenantPolicy } from './policy';
 import type { KeyRecord } from './verify';
 
@@ -192,6 +194,18 @@ export class KeyReader {
         allowedCidrs: row.account_cidrs,
       },
     };
+  }
+
+  /**
+   * How far the key a service-account caller authenticated with reaches now: what it may hand on
+   * (delegation.ts). Read afresh, so a scope narrowed since the key authenticated is not handed on.
+   */
+  async keyReach(caller: Extract<Caller, { kind: 'service-account' }>): Promise<Reach> {
+    const record = await this.record(caller.keyId);
+    if (!record || record.key.tenantId !== caller.tenantId) {
+      throw new Forbidden(`the key ${caller.keyId} that is calling no longer exists`);
+    }
+    return reachOfKey(record.key, record.account);
   }
 
   async policy(tenantId: string): Promise<{ policy: TenantPolicy; version: number }> {

@@ -1,7 +1,13 @@
 import { Inject } from '@nestjs/common';
 import { CommandHandler, type ICommandHandler } from '@nestjs/cqrs';
 import { ID_PREFIX, NotFound, newId } from '@keyward/core';
-import { issueOperatorToken, metadataFor, type CommandContext, type Role } from '@keyward/auth';
+import {
+  issueOperatorToken,
+  metadataFor,
+  requirePermission,
+  type CommandContext,
+  type Role,
+} from '@keyward/auth';
 import { EventStore } from '@keyward/event-store';
 import { OperatorReader } from './operator.reader';
 import {
@@ -75,6 +81,8 @@ export class CreateOperatorHandler implements ICommandHandler<CreateOperator, Cr
   ) {}
 
   async execute({ ctx, tenantId, name, role }: CreateOperator): Promise<CreatedOperator> {
+    // Checked here, not only at the route: a key must not make people on any path.
+    requirePermission(ctx.caller, 'manage-operators');
     if (!(await this.reader.tenant(tenantId))) throw new NotFound(`no tenant ${tenantId}`);
     const id = newId(ID_PREFIX.operator);
     const token = issueOperatorToken();
@@ -98,6 +106,7 @@ export class DeleteOperatorHandler implements ICommandHandler<DeleteOperator, st
   ) {}
 
   async execute({ ctx, tenantId, id, reason }: DeleteOperator): Promise<string> {
+    requirePermission(ctx.caller, 'manage-operators');
     const row = await this.reader.get(tenantId, id);
     if (!row) throw new NotFound(`no operator ${id}`);
     const history = await this.store.readStream(id);

@@ -83,10 +83,11 @@ async function callerKey(
   };
 }
 
+/** An account a key may make: in its own environment, with a scope its own key holds. */
 function newAccount(): Record<string, unknown> {
   return {
     name: unique('made-by-key'),
-    environment: 'development',
+    environment: 'staging',
     businessOwner: 'support-ops',
     technicalOwner: 'ai-platform',
     allowedScopes: ['tickets:read'],
@@ -127,11 +128,7 @@ describe('keyward:read', () => {
 
   it('cannot be issued unless the account ceiling contains it (422)', async () => {
     const t = await tenant('ceiling');
-    const account = await api.http
-      .post('/v1/service-accounts')
-      .set(t.admin)
-      .send({ ...newAccount(), environment: 'staging' })
-      .expect(201);
+    const account = await api.http.post('/v1/service-accounts').set(t.admin).send(newAccount()).expect(201);
     const res = await api.http
       .post(`/v1/service-accounts/${account.body.id}/keys`)
       .set(t.admin)
@@ -143,7 +140,7 @@ describe('keyward:read', () => {
 describe('keyward:admin and keyward:*', () => {
   it('may create an account, recorded as done by the service account and its key', async () => {
     const t = await tenant('adminkey');
-    const caller = await callerKey(t, ['keyward:admin']);
+    const caller = await callerKey(t, ['keyward:admin', 'tickets:read']);
     const created = await api.http.post('/v1/service-accounts').set(caller.auth).send(newAccount());
     expect(created.status).toBe(201);
     const rows = await api.database.db
@@ -163,7 +160,7 @@ describe('keyward:admin and keyward:*', () => {
 
   it('keyward:* may do everything keyward:admin may', async () => {
     const t = await tenant('starkey');
-    const caller = await callerKey(t, ['keyward:*']);
+    const caller = await callerKey(t, ['keyward:*', 'tickets:read']);
     const created = await api.http.post('/v1/service-accounts').set(caller.auth).send(newAccount());
     expect(created.status).toBe(201);
     await api.http.get('/v1/service-accounts').set(caller.auth).expect(200);
@@ -319,7 +316,7 @@ describe('tenants', () => {
   it("a key sees only its own tenant: another tenant's account is 404, and absent from lists", async () => {
     const a = await tenant('callers-a');
     const b = await tenant('callers-b');
-    const callerA = await callerKey(a, ['keyward:admin']);
+    const callerA = await callerKey(a, ['keyward:admin', 'tickets:read']);
     const callerB = await callerKey(b, ['keyward:admin']);
     const listA = await api.http.get('/v1/service-accounts').set(callerA.auth).expect(200);
     const idsA = listA.body.items.map((x: { id: string }) => x.id);
