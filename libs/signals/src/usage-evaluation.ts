@@ -67,7 +67,8 @@ const SKIP_ERROR_MAX = 500;
 /** The pseudo-detector of a skip whose sightings were read but could not be raised. */
 export const RAISE_STAGE = 'raise';
 
-const CHECKPOINT = 'usage';
+/** The checkpoint row's name in usage_evaluation_checkpoints. */
+export const USAGE_EVALUATION_CHECKPOINT = 'usage';
 
 /**
  * One behavioural detector: reads one minute of usage (with what it compares it to) and answers
@@ -338,7 +339,7 @@ async function readCheckpoint(db: Db, latest: number, now: Date): Promise<Checkp
   await db
     .insertInto('usage_evaluation_checkpoints')
     .values({
-      name: CHECKPOINT,
+      name: USAGE_EVALUATION_CHECKPOINT,
       last_minute: new Date(latest - FIRST_RUN_LOOKBACK_MINUTES * MINUTE),
       committed_parts: 0,
       updated_at: now,
@@ -348,7 +349,7 @@ async function readCheckpoint(db: Db, latest: number, now: Date): Promise<Checkp
   const row = await db
     .selectFrom('usage_evaluation_checkpoints')
     .select(['last_minute', 'committed_parts'])
-    .where('name', '=', CHECKPOINT)
+    .where('name', '=', USAGE_EVALUATION_CHECKPOINT)
     .executeTakeFirstOrThrow();
   return { lastMinute: row.last_minute.getTime(), parts: row.committed_parts };
 }
@@ -363,7 +364,7 @@ async function moveCheckpoint(
   const moved = await db
     .updateTable('usage_evaluation_checkpoints')
     .set({ last_minute: new Date(to.lastMinute), committed_parts: to.parts, updated_at: now })
-    .where('name', '=', CHECKPOINT)
+    .where('name', '=', USAGE_EVALUATION_CHECKPOINT)
     .where('last_minute', '=', new Date(from.lastMinute))
     .where('committed_parts', '=', from.parts)
     .executeTakeFirst();
