@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { evaluationBench } from './evaluation';
 import { hygieneBench } from './hygiene';
 import { cleanup } from './support';
 import { replayBench } from './replay';
@@ -12,6 +13,7 @@ const BENCHMARKS: Record<string, () => Promise<number>> = {
   replay: replayBench,
   sweep: sweepBench,
   hygiene: hygieneBench,
+  evaluation: evaluationBench,
 };
 
 /** The whole benchmark, set-up and clean-up included, must finish within this. */

@@ -9,6 +9,7 @@ import * as m0007 from './0007_webhooks';
 import * as m0008 from './0008_secret_delivery';
 import * as m0009 from './0009_usage_evaluation';
 import * as m0010 from './0010_key_rotation_delivery';
+import * as m0011 from './0011_usage_evaluation_bounded';
 
 /** Every migration, by name; names sort in the order they apply. */
 export const migrations: Record<string, Migration> = {
@@ -22,4 +23,5 @@ export const migrations: Record<string, Migration> = {
   '0008_secret_delivery': m0008,
   '0009_usage_evaluation': m0009,
   '0010_key_rotation_delivery': m0010,
+  '0011_usage_evaluation_bounded': m0011,
 };

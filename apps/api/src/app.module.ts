@@ -19,6 +19,7 @@ import { HealthController } from './observability/health.controller';
 import { loggerParams } from './observability/logging';
 import { MetricsModule } from './observability/metrics';
 import { QueueMetrics } from './observability/queue-metrics';
+import { UsageEvaluationMetrics } from './observability/usage-evaluation-metrics';
 import { TenantsController } from './tenants/tenants.controller';
 
 export interface ApiOptions extends Omit<PlatformOptions, 'applicationName'> {
@@ -49,6 +50,7 @@ export class AppModule {
       controllers: [HealthController, TenantsController, ServiceAccountsController],
       providers: [
         QueueMetrics,
+        UsageEvaluationMetrics,
         { provide: APP_GUARD, useClass: AuthGuard },
         { provide: APP_FILTER, useClass: ProblemFilter },
       ],

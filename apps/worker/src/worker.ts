@@ -116,7 +116,7 @@ export async function startWorker(
     [QUEUES.usage, usageProcessor(db, new UsageCounters(commands, config.redisPrefix))],
     [QUEUES.webhooks, webhooksProcessor(db, config)],
     [QUEUES.sweeps, sweepsProcessor(db, store, clock, rotations, deliveries)],
-    [QUEUES.signals, signalsProcessor(db, store, clock)],
+    [QUEUES.signals, signalsProcessor(db, store, clock, logger)],
     [QUEUES.rotations, rotationsProcessor(db, store, clock, secretDelivery)],
   ];
   const workers = processors.map(([queue, processor]) => {

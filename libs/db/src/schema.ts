@@ -151,6 +151,20 @@ export interface UsageEvaluationCheckpointsTable {
   updated_at: Timestamp;
 }
 
+/**
+ * A minute a detector of the usage evaluation could not evaluate (it threw, or ran past its
+ * budget): the minute was checkpointed without that detector's sightings.
+ */
+export interface UsageEvaluationSkipsTable {
+  minute: Timestamp;
+  /** The detector's name, or `raise` when the minute's sightings could not be raised. */
+  detector: string;
+  /** `timeout` or `failed`. */
+  reason: string;
+  error: string;
+  skipped_at: Timestamp;
+}
+
 export interface WebhooksTable {
   id: string;
   tenant_id: string;
@@ -236,6 +250,7 @@ export interface Database {
   usage_minutes: UsageMinutesTable;
   usage_batches: UsageBatchesTable;
   usage_evaluation_checkpoints: UsageEvaluationCheckpointsTable;
+  usage_evaluation_skips: UsageEvaluationSkipsTable;
   webhooks: WebhooksTable;
   webhook_secrets: WebhookSecretsTable;
   webhook_deliveries: WebhookDeliveriesTable;

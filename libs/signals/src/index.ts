@@ -6,4 +6,5 @@ export * from './signal.reader';
 export * from './signal.handlers';
 export * from './exposure-signals';
 export * from './usage-evaluation';
+export * from './usage-evaluation-status';
 export * from './signals.module';

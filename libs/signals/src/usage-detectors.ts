@@ -76,10 +76,18 @@ export interface KeyMinuteVolume extends KeyRef {
   baselineActiveMinutes: number;
 }
 
-/** The sources one key was allowed from in one minute that it was not allowed from in the lookback. */
+/**
+ * The sources one key was allowed from in one minute that it was not allowed from in the lookback,
+ * counted: a minute can bring thousands, and the detail names only a few.
+ */
 export interface KeyMinuteNewSources extends KeyRef {
   minute: Date;
-  sources: { ip: string; calls: number }[];
+  /** How many new sources (calls that named no source are not a source). */
+  newSources: number;
+  /** Allowed calls from them in the minute. */
+  calls: number;
+  /** At most DETAIL_LIST_MAX of them. */
+  sample: string[];
   /** The key was used (allowed) before NEW_SOURCE_MIN_HISTORY_MINUTES before the minute. */
   hasHistory: boolean;
 }
@@ -175,16 +183,12 @@ export function volumeSpikeRaise(v: KeyMinuteVolume): RaiseSignal | null {
 
 /** NEW_SOURCE: allowed from sources unknown to a key that has a history (no alarm in its first day). */
 export function newSourceRaise(n: KeyMinuteNewSources): RaiseSignal | null {
-  const sources = n.sources.filter((s) => s.ip !== '' && s.calls > 0);
-  if (!n.hasHistory || sources.length === 0) return null;
+  if (!n.hasHistory || n.newSources === 0 || n.calls === 0) return null;
   return raise(n, 'NEW_SOURCE', {
     minute: n.minute.toISOString(),
-    sources: sources
-      .map((s) => s.ip)
-      .sort()
-      .slice(0, DETAIL_LIST_MAX),
-    newSources: sources.length,
-    calls: sources.reduce((total, s) => total + s.calls, 0),
+    sources: [...n.sample].sort().slice(0, DETAIL_LIST_MAX),
+    newSources: n.newSources,
+    calls: n.calls,
   });
 }
 

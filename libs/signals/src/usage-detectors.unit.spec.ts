@@ -179,10 +179,9 @@ describe('newSourceRaise', () => {
     const raise = newSourceRaise({
       ...key,
       hasHistory: true,
-      sources: [
-        { ip: '10.0.0.9', calls: 3 },
-        { ip: '10.0.0.10', calls: 1 },
-      ],
+      newSources: 2,
+      calls: 4,
+      sample: ['10.0.0.9', '10.0.0.10'],
     });
     expect(raise).toEqual({
       tenantId: 't1',
@@ -198,10 +197,18 @@ describe('newSourceRaise', () => {
     });
   });
 
-  it('raises nothing for a key without history, or with no named source', () => {
-    expect(newSourceRaise({ ...key, hasHistory: false, sources: [{ ip: '10.0.0.9', calls: 3 }] })).toBeNull();
-    expect(newSourceRaise({ ...key, hasHistory: true, sources: [{ ip: '', calls: 3 }] })).toBeNull();
-    expect(newSourceRaise({ ...key, hasHistory: true, sources: [] })).toBeNull();
+  it('raises nothing for a key without history, or with no new source', () => {
+    const one = { newSources: 1, calls: 3, sample: ['10.0.0.9'] };
+    expect(newSourceRaise({ ...key, hasHistory: false, ...one })).toBeNull();
+    expect(newSourceRaise({ ...key, hasHistory: true, newSources: 0, calls: 0, sample: [] })).toBeNull();
+  });
+
+  it('counts every new source and call, naming at most DETAIL_LIST_MAX', () => {
+    const sample = Array.from({ length: DETAIL_LIST_MAX }, (_, i) => `10.0.1.${i}`);
+    const raise = newSourceRaise({ ...key, hasHistory: true, newSources: 20_000, calls: 20_000, sample });
+    expect(raise?.detail).toEqual(
+      expect.objectContaining({ newSources: 20_000, calls: 20_000, sources: [...sample].sort() }),
+    );
   });
 });
 

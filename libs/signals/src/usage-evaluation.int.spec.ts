@@ -2,7 +2,16 @@ import { sql } from 'kysely';
 import { EventStore } from '@keyward/event-store';
 import { inlineProjections } from '@keyward/projections';
 import { bearer, createTenant, startTestApi, type TestApi } from '../../../test/support/api';
-import { evaluateUsage, FIRST_RUN_LOOKBACK_MINUTES, MAX_MINUTES_PER_RUN } from './usage-evaluation';
+import {
+  DETECTOR_BUDGET_MS,
+  RAISE_STAGE,
+  USAGE_DETECTORS,
+  evaluateUsage,
+  FIRST_RUN_LOOKBACK_MINUTES,
+  MAX_MINUTES_PER_RUN,
+  type UsageDetector,
+  type UsageEvaluationOptions,
+} from './usage-evaluation';
 
 /**
  * The usage evaluation against the real database: accounts and keys made through the API, usage
@@ -134,7 +143,18 @@ async function freshWindow(): Promise<{ now: Date; minute: number }> {
   return { now: api.clock.now(), minute };
 }
 
-const evaluate = (now: Date = api.clock.now()) => evaluateUsage(api.database.db, store, now);
+const evaluate = (now: Date = api.clock.now(), options: UsageEvaluationOptions = {}) =>
+  evaluateUsage(api.database.db, store, now, options);
+
+async function skipRows() {
+  const rows = await api.database.db
+    .selectFrom('usage_evaluation_skips')
+    .select(['minute', 'detector', 'reason', 'error'])
+    .orderBy('minute')
+    .orderBy('detector')
+    .execute();
+  return rows.map((r) => ({ ...r, minute: r.minute.toISOString() }));
+}
 
 async function signalsOf(tenantId: string) {
   const rows = await api.database.db
@@ -209,6 +229,7 @@ it('raises REVOKED_KEY_USED, EXPIRED_KEY_USED, ENVIRONMENT_MISMATCH, SCOPE_CREEP
     raised: 5,
     counted: 0,
     suppressed: 0,
+    skipped: [],
     overtaken: false,
   });
   const signals = await signalsOf(f.tenantId);
@@ -543,4 +564,246 @@ it('commits a minute with many signals in parts, and a resumed run raises only t
     .execute();
   expect(raised.map((r) => r.key_id)).toEqual(keyIds('b').slice(250));
   expect(await checkpoint()).toEqual({ lastMinute: iso(next), parts: 0 });
+});
+
+it('evaluates a minute of thousands of sources on one key, in a tenant with a long history, in bounded time', async () => {
+  const f = await accountWithKeys(2);
+  const [busy, revoked] = f.keys;
+  const { minute } = await freshWindow();
+  // The tenant's month: 150,000 rows of other keys. The busy key was first used 36 hours ago, so
+  // it has history older than a day. Before the evaluation was bounded, whether it had history was
+  // asked once per source of the minute, and answered from the primary key (tenant, minute, ...):
+  // each time a scan of the tenant's month, and the evaluation ran past the statement timeout.
+  await api.database.db.transaction().execute(async (trx) => {
+    await sql`set local statement_timeout = 0`.execute(trx);
+    await sql`
+      insert into usage_minutes (tenant_id, minute, key_id, service_account_id, code, source_ip, system, count)
+      select ${f.tenantId}, ${new Date(minute)}::timestamptz - (m * interval '1 minute'), 'key_history' || (s % 40),
+        ${f.accountId}, 'ALLOWED', '10.2.' || (s % 200) || '.' || (m % 250), '', 1
+      from generate_series(1, 30 * 24 * 60) as m, generate_series(0, 3) as s
+      where m <= 37500`.execute(trx);
+    await sql`
+      insert into usage_minutes (tenant_id, minute, key_id, service_account_id, code, source_ip, system, count)
+      select ${f.tenantId}, ${new Date(minute)}::timestamptz - (m * interval '1 minute'), ${busy}, ${f.accountId},
+        'ALLOWED', '10.3.' || (m / 250) || '.' || (m % 250), '', 1
+      from generate_series(1, 36 * 60) as m`.execute(trx);
+    // The minute: 5,000 distinct sources on the busy key, the first 100 known to it...
+    await sql`
+      insert into usage_minutes (tenant_id, minute, key_id, service_account_id, code, source_ip, system, count)
+      select ${f.tenantId}, ${new Date(minute)}, ${busy}, ${f.accountId}, 'ALLOWED',
+        case when s <= 100 then '10.3.' || (s / 250) || '.' || (s % 250) else '172.16.' || (s / 250) || '.' || (s % 250) end,
+        '', 1
+      from generate_series(1, 5000) as s`.execute(trx);
+    await sql`analyze usage_minutes`.execute(trx);
+  });
+  // ...and a revoked key used 2,400 times in the same minute.
+  await seed(f, revoked, [
+    { minute, code: 'REVOKED', ip: '192.0.2.1', count: 1200 },
+    { minute, code: 'REVOKED', ip: '192.0.2.2', count: 1200 },
+  ]);
+
+  const started = Date.now();
+  const result = await evaluate();
+  const ms = Date.now() - started;
+
+  // No detector ran out of its budget: each finished, and everything was raised.
+  expect(result).toEqual(expect.objectContaining({ minutes: 1, raised: 5, skipped: [] }));
+  expect(ms).toBeLessThan(DETECTOR_BUDGET_MS);
+  const signals = await signalsOf(f.tenantId);
+  expect(signals.map((s) => [s.type, s.key_id])).toEqual(
+    [
+      ['DENIAL_BURST', revoked],
+      ['MANY_SOURCES', busy],
+      ['NEW_SOURCE', busy],
+      ['REVOKED_KEY_USED', revoked],
+      ['VOLUME_SPIKE', busy],
+    ].sort(),
+  );
+  const detail = (type: string) => signals.find((s) => s.type === type)!.detail;
+  expect(detail('REVOKED_KEY_USED')).toEqual(expect.objectContaining({ denials: 2400 }));
+  expect(detail('NEW_SOURCE')).toEqual(
+    expect.objectContaining({ newSources: 4900, calls: 4900, sources: expect.any(Array) }),
+  );
+  expect((detail('NEW_SOURCE').sources as string[]).length).toBe(10);
+  expect(detail('MANY_SOURCES')).toEqual(expect.objectContaining({ sources: 5000 }));
+  expect(await checkpoint()).toEqual({ lastMinute: iso(minute), parts: 0 });
+});
+
+/** A detector that throws, one whose SQL runs past its budget, and one that waits past it. */
+const broken: UsageDetector = {
+  name: 'broken',
+  detect: async () => {
+    throw new Error('broken detector');
+  },
+};
+const slowSql: UsageDetector = {
+  name: 'slow-sql',
+  detect: async (trx) => {
+    await sql`select pg_sleep(5)`.execute(trx);
+    return [];
+  },
+};
+const slowWait: UsageDetector = {
+  name: 'slow-wait',
+  detect: async () => {
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    return [];
+  },
+};
+
+it('a detector that throws or runs past its budget loses only its own sightings, visibly, and the checkpoint moves on', async () => {
+  const f = await accountWithKeys(1);
+  const [key] = f.keys;
+  const { minute } = await freshWindow();
+  await seed(f, key, [{ minute, code: 'REVOKED', ip: '10.0.0.7', count: 3 }]);
+  await api.database.db.deleteFrom('usage_evaluation_skips').execute();
+
+  const started = Date.now();
+  const result = await evaluate(api.clock.now(), {
+    detectors: [broken, slowSql, ...USAGE_DETECTORS, slowWait],
+    detectorBudgetMs: 300,
+  });
+  // pg_sleep(5) was cut at 300 ms, and the 2 s wait given up at the budget and its grace.
+  expect(Date.now() - started).toBeLessThan(4_000);
+
+  expect(result).toEqual(expect.objectContaining({ minutes: 1, raised: 1 }));
+  expect((await signalsOf(f.tenantId)).map((s) => [s.type, s.key_id])).toEqual([['REVOKED_KEY_USED', key]]);
+  expect(await checkpoint()).toEqual({ lastMinute: iso(minute), parts: 0 });
+  const skipped = [
+    { minute: iso(minute), detector: 'broken', reason: 'failed', error: 'broken detector' },
+    {
+      minute: iso(minute),
+      detector: 'slow-sql',
+      reason: 'timeout',
+      error: 'canceling statement due to statement timeout',
+    },
+    {
+      minute: iso(minute),
+      detector: 'slow-wait',
+      reason: 'timeout',
+      error: 'detector slow-wait ran past its budget of 300 ms',
+    },
+  ];
+  expect(result.skipped).toEqual(skipped);
+  expect(await skipRows()).toEqual(skipped);
+
+  // The next minute is evaluated as any other: the signal is counted again.
+  await seed(f, key, [{ minute: minute + MINUTE, code: 'REVOKED', count: 1 }]);
+  api.clock.advance(MINUTE);
+  expect(await evaluate()).toEqual(expect.objectContaining({ minutes: 1, counted: 1, skipped: [] }));
+  expect((await signalsOf(f.tenantId))[0].count).toBe(2);
+});
+
+it('skips a minute no detector can evaluate, records it, and evaluates the minutes after it', async () => {
+  const f = await accountWithKeys(1);
+  const [key] = f.keys;
+  const { minute } = await freshWindow();
+  await api.database.db.deleteFrom('usage_evaluation_skips').execute();
+  await seed(f, key, [
+    { minute, code: 'REVOKED', count: 1 },
+    { minute: minute + MINUTE, code: 'REVOKED', count: 1 },
+  ]);
+  api.clock.advance(MINUTE);
+  // Every detector fails on the first of the two minutes.
+  const failingAt = (d: UsageDetector): UsageDetector => ({
+    name: d.name,
+    detect: async (trx, at) => {
+      if (at.getTime() === minute) throw new Error(`${d.name} cannot read this minute`);
+      return d.detect(trx, at);
+    },
+  });
+
+  const result = await evaluate(api.clock.now(), { detectors: USAGE_DETECTORS.map(failingAt) });
+
+  expect(result).toEqual(
+    expect.objectContaining({ minutes: 2, from: iso(minute), through: iso(minute + MINUTE), raised: 1 }),
+  );
+  expect(result.skipped.map((s) => [s.minute, s.detector, s.reason])).toEqual(
+    USAGE_DETECTORS.map((d) => [iso(minute), d.name, 'failed']),
+  );
+  expect((await skipRows()).map((s) => [s.minute, s.detector])).toEqual(
+    USAGE_DETECTORS.map((d) => [iso(minute), d.name]).sort(),
+  );
+  const signals = await signalsOf(f.tenantId);
+  expect(signals).toHaveLength(1);
+  expect(signals[0].detail.minute).toBe(iso(minute + MINUTE));
+  expect(await checkpoint()).toEqual({ lastMinute: iso(minute + MINUTE), parts: 0 });
+});
+
+it('records sightings that cannot be raised as a skip, and moves on', async () => {
+  const f = await accountWithKeys(1);
+  const [key] = f.keys;
+  const { minute } = await freshWindow();
+  await api.database.db.deleteFrom('usage_evaluation_skips').execute();
+  await seed(f, key, [{ minute, code: 'REVOKED', count: 1 }]);
+  // A sighting whose detail cannot be stored as JSON.
+  const unstorable: UsageDetector = {
+    name: 'unstorable',
+    detect: async () => [
+      {
+        tenantId: f.tenantId,
+        type: 'NEW_SOURCE',
+        serviceAccountId: f.accountId,
+        keyId: key,
+        detail: { n: 1n },
+      },
+    ],
+  };
+
+  const result = await evaluate(api.clock.now(), { detectors: [...USAGE_DETECTORS, unstorable] });
+
+  expect(result.minutes).toBe(1);
+  expect(result.skipped).toEqual([
+    expect.objectContaining({ minute: iso(minute), detector: RAISE_STAGE, reason: 'failed' }),
+  ]);
+  expect((await skipRows()).map((s) => s.detector)).toEqual([RAISE_STAGE]);
+  expect(await checkpoint()).toEqual({ lastMinute: iso(minute), parts: 0 });
+});
+
+it('fails the run, skipping nothing, when the database cannot be reached', async () => {
+  const f = await accountWithKeys(1);
+  const [key] = f.keys;
+  const { minute } = await freshWindow();
+  await api.database.db.deleteFrom('usage_evaluation_skips').execute();
+  await seed(f, key, [{ minute, code: 'REVOKED', count: 1 }]);
+  const unreachable: UsageDetector = {
+    name: 'unreachable',
+    detect: async () => {
+      throw Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+    },
+  };
+
+  await expect(evaluate(api.clock.now(), { detectors: [...USAGE_DETECTORS, unreachable] })).rejects.toThrow(
+    'ECONNRESET',
+  );
+  expect(await checkpoint()).toEqual({ lastMinute: iso(minute - MINUTE), parts: 0 });
+  expect(await skipRows()).toEqual([]);
+  expect(await signalsOf(f.tenantId)).toEqual([]);
+
+  // Back: the minute is evaluated in full.
+  expect(await evaluate()).toEqual(expect.objectContaining({ minutes: 1, raised: 1, skipped: [] }));
+});
+
+it('starts no further minute once a run is past its budget, and always evaluates one', async () => {
+  const f = await accountWithKeys(1);
+  const [key] = f.keys;
+  const { minute } = await freshWindow();
+  await seed(
+    f,
+    key,
+    [0, 1, 2].map((i) => ({ minute: minute + i * MINUTE, code: 'REVOKED', count: 1 })),
+  );
+  api.clock.advance(2 * MINUTE);
+
+  const runs = [];
+  for (let i = 0; i < 4; i++) runs.push(await evaluate(api.clock.now(), { runBudgetMs: 0 }));
+
+  expect(runs.map((r) => r.minutes)).toEqual([1, 1, 1, 0]);
+  expect(runs.map((r) => [r.raised, r.counted])).toEqual([
+    [1, 0],
+    [0, 1],
+    [0, 1],
+    [0, 0],
+  ]);
+  expect(await checkpoint()).toEqual({ lastMinute: iso(minute + 2 * MINUTE), parts: 0 });
 });
