@@ -19,6 +19,7 @@ import { HealthController } from './observability/health.controller';
 import { loggerParams } from './observability/logging';
 import { Metrics, MetricsController } from './observability/metrics';
 import { QueueMetrics } from './observability/queue-metrics';
+import { SchedulesHealth } from './observability/schedules.health';
 import { TenantsController } from './tenants/tenants.controller';
 
 export interface ApiOptions extends Omit<PlatformOptions, 'applicationName'> {
@@ -49,6 +50,7 @@ export class AppModule {
       providers: [
         Metrics,
         QueueMetrics,
+        SchedulesHealth,
         { provide: APP_GUARD, useClass: AuthGuard },
         { provide: APP_FILTER, useClass: ProblemFilter },
       ],
