@@ -20,6 +20,7 @@ import { loggerParams } from './observability/logging';
 import { MetricsModule } from './observability/metrics';
 import { QueueMetrics } from './observability/queue-metrics';
 import { UsageEvaluationMetrics } from './observability/usage-evaluation-metrics';
+import { SchedulesHealth } from './observability/schedules.health';
 import { TenantsController } from './tenants/tenants.controller';
 
 export interface ApiOptions extends Omit<PlatformOptions, 'applicationName'> {
@@ -51,6 +52,7 @@ export class AppModule {
       providers: [
         QueueMetrics,
         UsageEvaluationMetrics,
+        SchedulesHealth,
         { provide: APP_GUARD, useClass: AuthGuard },
         { provide: APP_FILTER, useClass: ProblemFilter },
       ],

@@ -7,7 +7,15 @@ import { createDb, type Db } from '@keyward/db';
 import { EventStore } from '@keyward/event-store';
 import { secretDeliverySigningSecret } from '@keyward/accounts';
 import type { RotationScheduler } from '@keyward/hygiene';
-import { JOB, QUEUES, declareSchedules, rotateKeyJobId, rotationsQueue, webhooksQueue } from '@keyward/jobs';
+import {
+  JOB,
+  QUEUES,
+  SCHEDULE_CHECK_MS,
+  ScheduleKeeper,
+  rotateKeyJobId,
+  rotationsQueue,
+  webhooksQueue,
+} from '@keyward/jobs';
 import { inlineProjections } from '@keyward/projections';
 import { closeRedis, createRedis, producerConnection, workerConnection } from '@keyward/redis';
 import { publishKeyInvalidations } from '@keyward/keys';
@@ -54,20 +62,24 @@ export async function checkEvictionPolicy(redis: Redis, logger: Logger): Promise
 export async function startWorker(
   config: KeywardConfig,
   logger: Logger,
-  options: { clock?: Clock } = {},
+  options: { clock?: Clock; scheduleCheckMs?: number } = {},
 ): Promise<KeywardWorker> {
   const clock = options.clock ?? systemClock;
+  // Every connection of the worker is named after the deployment's prefix, so an operator's
+  // CLIENT LIST tells them apart (BullMQ names its blocking connections the same way).
+  const connectionName = `${config.redisPrefix}:keyward-worker`;
   const db = createDb(config.databaseUrl, { applicationName: 'keyward-worker', max: 5 });
   // Scheduled jobs decide as operators' commands do, through the same event store and projections.
   const store = new EventStore(db, inlineProjections, clock);
-  const connection = workerConnection(config.redisUrl);
+  const connection = workerConnection(config.redisUrl, { connectionName });
   // Processors' own commands fail fast (the job fails and is retried) instead of hanging.
-  const commands = createRedis(config.redisUrl);
+  const commands = createRedis(config.redisUrl, { connectionName });
   await checkEvictionPolicy(connection, logger);
-  await declareSchedules(connection, config.redisPrefix, config);
+  const schedules = keepSchedules(config, logger, options.scheduleCheckMs ?? SCHEDULE_CHECK_MS);
+  await schedules.start();
   // What the worker appends (KeyExpired from the sweep) reaches webhooks as the API's appends do.
   const deliveries = webhooksQueue(
-    producerConnection(config.redisUrl),
+    { ...producerConnection(config.redisUrl), connectionName },
     config.redisPrefix,
     config.webhookRetryDelayMs,
   );
@@ -92,7 +104,10 @@ export async function startWorker(
 
   // The hygiene sweep hands due keys of auto-rotating accounts to the rotations queue; the job
   // id names the key and the version seen, so a sweep a minute later adds nothing.
-  const rotateQueue = rotationsQueue(producerConnection(config.redisUrl), config.redisPrefix);
+  const rotateQueue = rotationsQueue(
+    { ...producerConnection(config.redisUrl), connectionName },
+    config.redisPrefix,
+  );
   const rotations: RotationScheduler = {
     schedule: async (jobs) => {
       await rotateQueue.addBulk(
@@ -146,6 +161,8 @@ export async function startWorker(
     workers,
     db,
     close: async () => {
+      // First, so that no schedule is declared again by a worker on its way out.
+      await schedules.close();
       await Promise.all(workers.map((w) => w.close()));
       await deliveries.close();
       await rotateQueue.close();
@@ -154,4 +171,33 @@ export async function startWorker(
       await closeRedis(connection);
     },
   };
+}
+
+/**
+ * The worker's ScheduleKeeper, on a connection of its own that fails fast (a check during an
+ * outage fails and the next one tries again), saying in the log when it declared schedules again
+ * and when scheduled jobs stopped or started running.
+ */
+function keepSchedules(config: KeywardConfig, logger: Logger, checkEveryMs: number): ScheduleKeeper {
+  let reported = '';
+  return new ScheduleKeeper({
+    redis: producerConnection(config.redisUrl),
+    prefix: config.redisPrefix,
+    settings: config,
+    checkEveryMs,
+    events: {
+      redeclared: (ids, reason) =>
+        logger.warn({ schedules: ids, reason }, 'schedules were missing from Redis and are declared again'),
+      checked: (problems, _states, reason) => {
+        // Said when it changes, not at every check.
+        const now = problems.join('; ');
+        if (now === reported) return;
+        if (problems.length > 0) logger.error({ problems, reason }, 'scheduled jobs are not running');
+        else logger.info({ reason }, 'every scheduled job runs again');
+        reported = now;
+      },
+      failed: (error, reason) =>
+        logger.warn({ err: error, reason }, 'could not check the schedules; the next check tries again'),
+    },
+  });
 }

@@ -42,8 +42,8 @@ export function producerConnection(url: string): RedisOptions {
 }
 
 /** A connection for BullMQ workers, which block and must retry forever. */
-export function workerConnection(url: string): Redis {
-  return createRedis(url, { maxRetriesPerRequest: null });
+export function workerConnection(url: string, options: RedisOptions = {}): Redis {
+  return createRedis(url, { ...options, maxRetriesPerRequest: null });
 }
 
 /** Closes a client and waits for it: QUIT when connected (so no socket outlives its owner), else drop. */

@@ -1,3 +1,5 @@
+import { writeScheduleHeartbeat } from '@keyward/jobs';
+import { REDIS } from '@keyward/redis';
 import {
   BOOTSTRAP_TOKEN,
   bearer,
@@ -146,8 +148,17 @@ describe('correlation and request ids', () => {
 describe('operations endpoints', () => {
   it('serves liveness and readiness without a credential', async () => {
     expect((await api.http.get('/health/live').expect(200)).body).toEqual({ status: 'ok' });
+    // Readiness includes the scheduled jobs, from the worker's heartbeat; here no worker runs.
+    const alone = await api.http.get('/health/ready').expect(503);
+    expect(alone.body.details.schedules.status).toBe('down');
+    const heartbeat = { checkedAt: new Date().toISOString(), worker: 'test', schedules: [] };
+    await writeScheduleHeartbeat(api.app.get(REDIS), api.config.redisPrefix, heartbeat, 60_000);
     const ready = await api.http.get('/health/ready').expect(200);
-    expect(ready.body.details).toEqual({ database: { status: 'up' }, redis: { status: 'up' } });
+    expect(ready.body.details).toEqual({
+      database: { status: 'up' },
+      redis: { status: 'up' },
+      schedules: { status: 'up' },
+    });
   });
 
   it('counts requests by route pattern and status, with latency', async () => {

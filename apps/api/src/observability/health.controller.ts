@@ -7,6 +7,7 @@ import { sql } from 'kysely';
 import { DB, type Db } from '@keyward/db';
 import { REDIS } from '@keyward/redis';
 import { Public } from '../auth/access.decorator';
+import { SchedulesHealth } from './schedules.health';
 
 const CHECK_TIMEOUT_MS = 2_000;
 
@@ -19,6 +20,7 @@ export class HealthController {
     @Inject(HealthIndicatorService) private readonly indicators: HealthIndicatorService,
     @Inject(DB) private readonly db: Db,
     @Inject(REDIS) private readonly redis: Redis,
+    @Inject(SchedulesHealth) private readonly schedules: SchedulesHealth,
   ) {}
 
   @Get('live')
@@ -34,6 +36,7 @@ export class HealthController {
       return await this.health.check([
         () => this.probe('database', () => sql`select 1`.execute(this.db)),
         () => this.probe('redis', () => this.redis.ping()),
+        () => this.probe('schedules', () => this.schedules.check()),
       ]);
     } catch (error) {
       // Terminus throws its report inside a 503; the report is the useful body, not a problem.
