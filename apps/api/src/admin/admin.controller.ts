@@ -2,9 +2,11 @@ import { Controller, HttpCode, Inject, Param, Post } from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import type { Queue } from 'bullmq';
 import { actorOf, tenantOf, type CommandContext } from '@keyward/auth';
+import { Conflict } from '@keyward/core';
 import { queueRebuild, type RebuildProjectionJob } from '@keyward/jobs';
 import { findProjection } from '@keyward/projections';
 import { Access } from '../auth/access.decorator';
+import { IfMatch } from '../http/if-match';
 import { Ctx } from '../http/request-context';
 
 export const PROJECTIONS_QUEUE = Symbol('PROJECTIONS_QUEUE');
@@ -25,8 +27,14 @@ export class AdminController {
   async rebuild(
     @Ctx() ctx: CommandContext,
     @Param('name') name: string,
+    @IfMatch() expectedVersion: number | undefined,
   ): Promise<{ jobId: string; projection: string }> {
     const projection = findProjection(name).name;
+    // A read model has no version, so no version a caller names can be its current one; `*`
+    // (or no If-Match) asks only that the projection exists.
+    if (expectedVersion !== undefined) {
+      throw new Conflict(`projection ${projection} has no version; If-Match may only be *`);
+    }
     const jobId = await queueRebuild(this.queue, {
       projection,
       tenantId: ctx.caller.kind === 'bootstrap' ? null : tenantOf(ctx.caller),
