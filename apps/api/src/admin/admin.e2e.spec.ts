@@ -94,14 +94,17 @@ it('a running rebuild answers 409 too; a completed or failed one blocks nothing'
   const admin = bearer(t.admin);
   // The real queue and Redis, with a processor the test steers: held, then failing for good,
   // then succeeding. Other tests' jobs are drained by it too, harmlessly.
-  let release: () => void = () => undefined;
+  // A gate rather than a callback the processor sets: the job is active a moment before the
+  // processor runs, and opening the gate early must still let it through.
+  let release!: () => void;
+  const gate = new Promise<void>((done) => (release = done));
   let outcome: 'hold' | 'fail' | 'succeed' = 'hold';
   const connection = workerConnection(api.config.redisUrl);
   const worker = new Worker<RebuildProjectionJob>(
     queue.name,
     async (job) => {
       if (job.data.tenantId !== t.tenantId) return null;
-      if (outcome === 'hold') await new Promise<void>((done) => (release = done));
+      if (outcome === 'hold') await gate;
       if (outcome === 'fail') throw new UnrecoverableError('the rebuild failed');
       return null;
     },
