@@ -195,6 +195,22 @@ const routes: [string, (auth: Auth) => Promise<Target>][] = [
   ],
 ];
 
+it('documents If-Match in OpenAPI on every route that takes it', async () => {
+  const doc = await api.http.get('/openapi.json').expect(200);
+  const taking = Object.entries(
+    doc.body.paths as Record<string, Record<string, { parameters?: { name: string; in: string }[] }>>,
+  )
+    .flatMap(([path, operations]) =>
+      Object.entries(operations)
+        .filter(([, operation]) =>
+          operation.parameters?.some((p) => p.in === 'header' && p.name === 'If-Match'),
+        )
+        .map(([method]) => `${method.toUpperCase()} ${path}`),
+    )
+    .sort();
+  expect(taking).toEqual(routes.map(([route]) => route).sort());
+});
+
 let tenants = 0;
 describe.each(routes)('%s', (_route, setUp) => {
   let auth: Auth;
