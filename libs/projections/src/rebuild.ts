@@ -37,7 +37,7 @@ interface Replay {
 
 /**
  * Rebuilds a projection from position 0 without stopping the API: build beside, then swap. With
- * `tenantId`, only that tenant's rows, from that tenant's events (see `rebuildTenant`).
+ * `tenantId`, only that tenant's rows, from that tenant's events (see `finishTenant`).
  *
  * 1. Empty copies of the projection's tables are made in a schema of their own.
  * 2. Every event is replayed into the copies in commit order, in batches of their own
@@ -149,8 +149,9 @@ async function finish(
  * copies inserted in their place, so readers see the old rows or the new ones, never neither.
  * Nothing else is touched: every other tenant's rows stay the very tuples they were. EXCLUSIVE,
  * not ACCESS EXCLUSIVE: this swap moves no table, so readers of every tenant go on reading
- * throughout; writers of these tables wait, so every event of the tenant is committed and
- * visible once the lock is held. Taken up front for the same reason as in `finish`.
+ * throughout. Writers of these tables wait: once the lock is held, every append that wrote to
+ * them has committed (its events are replayed here), and every later one writes on top of the
+ * swapped rows. Taken up front for the same reason as in `finish`.
  */
 async function finishTenant(
   trx: Transaction<Database>,
