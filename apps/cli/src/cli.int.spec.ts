@@ -420,6 +420,7 @@ describe('projections rebuild', () => {
     expect(JSON.parse(run.stdout)).toEqual({
       projections: inlineProjections.map((p) => ({
         projection: p.name,
+        tenantId: null,
         events: total,
         ms: expect.any(Number),
       })),
@@ -456,6 +457,46 @@ describe('projections rebuild', () => {
     const after = await snapshot();
     expect(after.serviceAccounts).toEqual(before.serviceAccounts);
     expect(after.tenants.find((r) => r.id === 'globex')!.name).toBe('left alone');
+  });
+
+  it("with --tenant rebuilds that tenant's rows from its own events and leaves the others' as they were", async () => {
+    await t.db.updateTable('tenants').set({ name: 'damaged' }).where('id', '=', 'globex').execute();
+    await t.db.updateTable('operators').set({ name: 'damaged' }).where('tenant_id', '=', 'globex').execute();
+    await t.db.updateTable('tenants').set({ name: 'not globex' }).where('id', '=', 'acme').execute();
+    const acme = async () =>
+      (
+        await sql<{ row: string }>`
+          select concat_ws(' ', ctid, xmin, t) as row from tenants t where id <> 'globex'
+          union all
+          select concat_ws(' ', ctid, xmin, o) as row from operators o where tenant_id <> 'globex'
+          order by row`.execute(t.db)
+      ).rows.map((r) => r.row);
+    const acmeBefore = await acme();
+    const globexEvents = Number(
+      (
+        await t.db
+          .selectFrom('events')
+          .select((eb) => eb.fn.countAll().as('n'))
+          .where('tenant_id', '=', 'globex')
+          .executeTakeFirstOrThrow()
+      ).n,
+    );
+
+    const run = await cli(['--json', 'projections', 'rebuild', 'tenants', '--tenant', 'globex']);
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toEqual({
+      projections: [
+        { projection: 'tenants', tenantId: 'globex', events: globexEvents, ms: expect.any(Number) },
+      ],
+    });
+    expect(run.stderr).toMatch(/rebuilding tenants of tenant globex/);
+    // Globex's rows as its two events say, whatever an earlier test or the damage left.
+    const after = await snapshot();
+    expect(after.tenants.find((r) => r.id === 'globex')!.name).toBe('Globex');
+    expect(after.operators.filter((r) => r.tenant_id === 'globex').map((r) => r.name)).toEqual(['gina']);
+    // The other tenant's rows are the very tuples they were, damage included.
+    expect(await acme()).toEqual(acmeBefore);
+    expect(after.tenants.find((r) => r.id === 'acme')!.name).toBe('not globex');
   });
 
   it('projections status shows rows, checkpoint, lag and the last rebuild, as a table or JSON', async () => {

@@ -2,7 +2,8 @@ import { Job, QueueEvents } from 'bullmq';
 import pino from 'pino';
 import { QUEUES } from '@keyward/jobs';
 import { closeRedis, createRedis, workerConnection } from '@keyward/redis';
-import { bearer, createTenant, startTestApi, type TestApi } from '../../../test/support/api';
+import { sql } from 'kysely';
+import { BOOTSTRAP_TOKEN, bearer, createTenant, startTestApi, type TestApi } from '../../../test/support/api';
 import { checkEvictionPolicy, startWorker, type KeywardWorker } from './worker';
 
 /** The admin rebuild endpoint enqueues; the worker rebuilds the read model from the events. */
@@ -62,10 +63,55 @@ it('rebuilds the service-accounts read model from the events and repairs a damag
   expect(res.body).toEqual({ jobId: expect.any(String), projection: 'service-accounts' });
   const job = await Job.fromId(worker.workers[0], res.body.jobId);
   const result = await job!.waitUntilFinished(events, 15_000);
-  expect(result).toEqual({ projection: 'service-accounts', events: expect.any(Number) });
+  expect(result).toEqual({ projection: 'service-accounts', tenantId: 'wk-acme', events: expect.any(Number) });
 
   const after = await api.database.db.selectFrom('service_accounts').selectAll().execute();
   expect(after).toEqual(before);
+});
+
+it("an admin's rebuild repairs its own tenant's rows only; the bootstrap token's every tenant's", async () => {
+  const tenants = [await createTenant(api, 'wk-own-a'), await createTenant(api, 'wk-own-b')];
+  for (const t of tenants) {
+    await api.http
+      .post('/v1/service-accounts')
+      .set(bearer(t.admin))
+      .send({ name: 'own-rows', environment: 'staging', businessOwner: 'o', technicalOwner: 't' })
+      .expect(201);
+  }
+  const ids = tenants.map((t) => t.tenantId);
+  const rowsOf = (tenantId: string) =>
+    api.database.db.selectFrom('service_accounts').selectAll().where('tenant_id', '=', tenantId).execute();
+  const before = await Promise.all(ids.map(rowsOf));
+  await api.database.db
+    .updateTable('service_accounts')
+    .set({ name: 'damaged' })
+    .where('tenant_id', 'in', ids)
+    .execute();
+  // Every row outside tenant a: its place, its row version and its text.
+  const outsideA = async () =>
+    (
+      await sql<{ row: string }>`
+        select concat_ws(' ', ctid, xmin, s) as row from service_accounts s
+        where tenant_id <> ${ids[0]} order by 1`.execute(api.database.db)
+    ).rows.map((r) => r.row);
+  const outsideBefore = await outsideA();
+
+  const run = async (auth: Record<string, string>) => {
+    const res = await api.http.post('/v1/admin/projections/service-accounts/rebuild').set(auth).expect(202);
+    const job = await Job.fromId(worker.workers[0], res.body.jobId);
+    return job!.waitUntilFinished(events, 15_000);
+  };
+  expect(await run(bearer(tenants[0].admin))).toEqual(
+    expect.objectContaining({ projection: 'service-accounts', tenantId: ids[0] }),
+  );
+  expect(await rowsOf(ids[0])).toEqual(before[0]);
+  expect(await outsideA()).toEqual(outsideBefore);
+  expect((await rowsOf(ids[1])).map((r) => r.name)).toEqual(['damaged']);
+
+  expect(await run(bearer(BOOTSTRAP_TOKEN))).toEqual(
+    expect.objectContaining({ projection: 'service-accounts', tenantId: null }),
+  );
+  expect(await rowsOf(ids[1])).toEqual(before[1]);
 });
 
 it('answers 404 for an unknown projection and 403 for a role that may not manage', async () => {

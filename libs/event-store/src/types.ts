@@ -72,6 +72,11 @@ export interface InlineProjection {
   readonly name: string;
   /** The read-model tables it owns, emptied before a rebuild. */
   readonly tables: readonly (keyof Database)[];
+  /**
+   * The column naming each table's tenant where it is not `tenant_id`: a rebuild of one tenant
+   * replaces the rows whose column holds that tenant.
+   */
+  readonly tenantColumns?: Readonly<Partial<Record<keyof Database, string>>>;
   apply(trx: Transaction<Database>, events: readonly PendingEvent[]): Promise<void>;
 }
 

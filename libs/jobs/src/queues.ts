@@ -1,4 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import { Queue, type ConnectionOptions } from 'bullmq';
+import { Conflict } from '@keyward/core';
 
 /**
  * The BullMQ queues, their job payloads, and how producers reach them. Workers (apps/worker)
@@ -17,6 +19,8 @@ export const QUEUES = {
 
 export interface RebuildProjectionJob {
   projection: string;
+  /** The one tenant whose rows are rebuilt; null: every tenant's (the bootstrap token only). */
+  tenantId: string | null;
   requestedBy: { type: string; id: string; name: string };
   correlationId: string;
 }
@@ -47,6 +51,41 @@ export interface RotateKeyJob {
 export function rotateKeyJobId(job: RotateKeyJob): string {
   // BullMQ job ids may not contain ':'.
   return `rotate-${job.keyId}-v${job.version}`;
+}
+
+/**
+ * What "the same rebuild" is: one projection, for one tenant or for all. Tenant ids are
+ * `[a-z0-9-]`, so no tenant scope can spell the all-tenants one.
+ */
+export function rebuildDeduplicationId(job: Pick<RebuildProjectionJob, 'projection' | 'tenantId'>): string {
+  const scope = job.tenantId === null ? 'all-tenants' : `tenant-${job.tenantId}`;
+  return `rebuild-${job.projection}-${scope}`;
+}
+
+/**
+ * Queues a rebuild and answers its job id, or throws Conflict while the same rebuild is queued
+ * or running. BullMQ's deduplication does the check and the add in one script, so two requests
+ * at once cannot both queue; its key goes when the job completes or finally fails (a retry
+ * between attempts still holds it), so no finished or failed rebuild blocks the next one. Each
+ * job gets an id of its own: the answer names this rebuild, and an id the add did not return
+ * means another rebuild held the key.
+ */
+export async function queueRebuild(
+  queue: Queue<RebuildProjectionJob>,
+  job: RebuildProjectionJob,
+): Promise<string> {
+  const jobId = `rebuild-${randomUUID()}`;
+  const added = await queue.add(JOB.rebuildProjection, job, {
+    jobId,
+    deduplication: { id: rebuildDeduplicationId(job) },
+  });
+  if (added.id !== jobId) {
+    const scope = job.tenantId === null ? 'every tenant' : `tenant ${job.tenantId}`;
+    throw new Conflict(
+      `a rebuild of ${job.projection} for ${scope} is already queued or running (job ${added.id})`,
+    );
+  }
+  return jobId;
 }
 
 /** One delivery (a `webhook_deliveries` row); its id is also the job id, so a repeat is one job. */

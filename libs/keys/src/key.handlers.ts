@@ -8,6 +8,7 @@ import { EventStore, type StreamAppend } from '@keyward/event-store';
 import { assertWithinReach, reachOfKey } from './delegation';
 import { issueKeySecret, keyHash } from './key-secret';
 import {
+  assertAccountVersion,
   assertKeyVersion,
   assertRoomForKey,
   decideExposure,
@@ -66,6 +67,8 @@ export class RevokeAccountKeysCommand {
     readonly ctx: CommandContext,
     readonly accountId: string,
     readonly reason: string | null,
+    /** The account version the caller saw (If-Match). */
+    readonly expectedVersion?: number,
   ) {}
 }
 
@@ -256,8 +259,11 @@ export class RevokeAccountKeysHandler
   implements ICommandHandler<RevokeAccountKeysCommand, string[]>
 {
   /** Break-glass: every live key of the account in one commit. Answers the revoked keys' ids. */
-  async execute({ ctx, accountId, reason }: RevokeAccountKeysCommand): Promise<string[]> {
+  async execute({ ctx, accountId, reason, expectedVersion }: RevokeAccountKeysCommand): Promise<string[]> {
     const account = await this.loadAccount(ctx, accountId);
+    // Checked here: an account with no live key appends nothing, so the store would not check it.
+    // The account condition of the append then holds the version until the commit.
+    assertAccountVersion(account, expectedVersion);
     const now = this.clock.now();
     const live = await this.reader.liveKeys(account.id, now);
     const appends = live.map((row) =>

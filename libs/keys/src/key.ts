@@ -104,10 +104,22 @@ export function assertKeyVersion(
   key: Pick<Key, 'id' | 'version'>,
   expectedVersion: number | undefined,
 ): void {
-  if (expectedVersion !== undefined && expectedVersion !== key.version) {
-    throw new Conflict(`key ${key.id} is at version ${key.version}, not ${expectedVersion}`, {
+  assertStreamVersion(`key ${key.id}`, key.version, expectedVersion);
+}
+
+/** The same rule for the account a key command acts on (revoking every key of it). */
+export function assertAccountVersion(
+  account: Pick<KeyAccount, 'id'> & { version: number },
+  expectedVersion: number | undefined,
+): void {
+  assertStreamVersion(`service account ${account.id}`, account.version, expectedVersion);
+}
+
+function assertStreamVersion(what: string, version: number, expectedVersion: number | undefined): void {
+  if (expectedVersion !== undefined && expectedVersion !== version) {
+    throw new Conflict(`${what} is at version ${version}, not ${expectedVersion}`, {
       expectedVersion,
-      actualVersion: key.version,
+      actualVersion: version,
     });
   }
 }

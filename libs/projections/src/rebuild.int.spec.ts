@@ -1,4 +1,6 @@
 import { sql } from 'kysely';
+import type { Database } from '@keyward/db';
+import type { InlineProjection } from '@keyward/event-store';
 import { bearer, createTenant, startTestApi, type TestApi } from '../../../test/support/api';
 import { findProjection } from './find';
 import { inlineProjections } from './inline-projections';
@@ -181,4 +183,158 @@ it('reports each projection: rows, checkpoint at the head of the feed, no lag, t
       lastRebuild: { at: expect.any(String), position: head.rows[0].p },
     }),
   );
+});
+
+describe("one tenant's rebuild", () => {
+  /**
+   * Every row of `projection`'s tables outside `tenantId`, as its physical place, its row version
+   * and its text: equal lists mean those rows were not written at all, not merely rewritten alike.
+   */
+  async function othersTuples(projection: InlineProjection, tenantId: string): Promise<string[]> {
+    const out: string[] = [];
+    for (const table of projection.tables) {
+      const column = projection.tenantColumns?.[table] ?? 'tenant_id';
+      const rows = await sql<{ row: string }>`
+        select concat_ws(' ', ctid, xmin, t) as row from ${sql.table(table)} t
+        where ${sql.ref(column)} <> ${tenantId} order by 1`.execute(api.database.db);
+      out.push(...rows.rows.map((r) => `${table} ${r.row}`));
+    }
+    return out;
+  }
+
+  async function tenantRows(table: keyof Database & ('service_accounts' | 'keys'), tenantId: string) {
+    return api.database.db
+      .selectFrom(table)
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .orderBy('id')
+      .execute();
+  }
+
+  async function eventsOf(tenantId: string): Promise<number> {
+    const row = await api.database.db
+      .selectFrom('events')
+      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('tenant_id', '=', tenantId)
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  it("repairs that tenant's rows from its own events and leaves every other tenant's rows as they were", async () => {
+    const a = await createTenant(api, 'rb-one-a');
+    const b = await createTenant(api, 'rb-one-b');
+    await createAccounts(bearer(a.admin), 3000, 20);
+    await createAccounts(bearer(b.admin), 3100, 20);
+    const aBefore = await tenantRows('service_accounts', a.tenantId);
+    // Damage in both tenants: only the rebuilt tenant's is repaired.
+    await api.database.db
+      .updateTable('service_accounts')
+      .set({ name: 'damaged' })
+      .where('name', 'in', ['acct-3001', 'acct-3101'])
+      .execute();
+    await api.database.db
+      .deleteFrom('service_accounts')
+      .where('name', 'in', ['acct-3002', 'acct-3102'])
+      .execute();
+    const projection = findProjection('service-accounts');
+    const others = await othersTuples(projection, a.tenantId);
+    expect(others.some((r) => r.includes('damaged'))).toBe(true);
+
+    const result = await rebuildProjection(api.database.db, projection, undefined, {
+      tenantId: a.tenantId,
+      batchSize: 7,
+    });
+
+    // Replayed: that tenant's events and no other's.
+    expect(result).toEqual({
+      projection: 'service-accounts',
+      tenantId: a.tenantId,
+      events: await eventsOf(a.tenantId),
+    });
+    expect(await tenantRows('service_accounts', a.tenantId)).toEqual(aBefore);
+    expect(await othersTuples(projection, a.tenantId)).toEqual(others);
+    const b2 = await tenantRows('service_accounts', b.tenantId);
+    expect(b2).toHaveLength(19);
+    expect(b2.filter((r) => r.name === 'damaged')).toHaveLength(1);
+  });
+
+  it('keeps the appends of every tenant made while it runs; readers never miss a row', async () => {
+    const a = await createTenant(api, 'rb-live-a');
+    const b = await createTenant(api, 'rb-live-b');
+    await createAccounts(bearer(a.admin), 4000, 60);
+    await createAccounts(bearer(b.admin), 4100, 10);
+    let stop = false;
+    const seen: number[] = [];
+    const reader = (async () => {
+      while (!stop) {
+        const res = await api.http.get('/v1/service-accounts?limit=200').set(bearer(a.admin));
+        expect(res.status).toBe(200);
+        seen.push(res.body.items.length);
+      }
+    })();
+    const writers = Promise.all([
+      createAccounts(bearer(a.admin), 4060, 15),
+      createAccounts(bearer(b.admin), 4110, 15),
+    ]);
+    try {
+      await rebuildProjection(api.database.db, findProjection('service-accounts'), undefined, {
+        tenantId: a.tenantId,
+        batchSize: 5,
+      });
+      await writers;
+    } finally {
+      stop = true;
+      await reader;
+    }
+    expect(seen.length).toBeGreaterThan(0);
+    expect(Math.min(...seen)).toBeGreaterThanOrEqual(60);
+    const aRows = await tenantRows('service_accounts', a.tenantId);
+    expect(aRows).toHaveLength(75);
+    expect(await tenantRows('service_accounts', b.tenantId)).toHaveLength(25);
+    // What the rebuild left is what the events say: a full rebuild now changes nothing.
+    await rebuildProjection(api.database.db, findProjection('service-accounts'));
+    expect(await tenantRows('service_accounts', a.tenantId)).toEqual(aRows);
+  });
+
+  it('touches no other tenant in any projection, the tenants table (keyed by id) included', async () => {
+    const a = await createTenant(api, 'rb-all-a');
+    const b = await createTenant(api, 'rb-all-b');
+    for (const t of [a, b]) {
+      const account = await api.http
+        .post('/v1/service-accounts')
+        .set(bearer(t.admin))
+        .send({
+          name: 'keyed-acct',
+          environment: 'staging',
+          businessOwner: 'o',
+          technicalOwner: 't',
+          allowedScopes: ['a:read'],
+        })
+        .expect(201);
+      await api.http
+        .post(`/v1/service-accounts/${account.body.id}/keys`)
+        .set(bearer(t.admin))
+        .send({ name: 'key-one', scopes: ['a:read'] })
+        .expect(201);
+      await api.http.patch('/v1/policy').set(bearer(t.admin)).send({ unusedAfterDays: 30 }).expect(200);
+    }
+    const aKeys = await tenantRows('keys', a.tenantId);
+    await api.database.db.updateTable('keys').set({ name: 'damaged' }).execute();
+    for (const projection of inlineProjections) {
+      const others = await othersTuples(projection, a.tenantId);
+      await rebuildProjection(api.database.db, projection, undefined, { tenantId: a.tenantId });
+      expect({ projection: projection.name, rows: await othersTuples(projection, a.tenantId) }).toEqual({
+        projection: projection.name,
+        rows: others,
+      });
+    }
+    expect(await tenantRows('keys', a.tenantId)).toEqual(aKeys);
+    expect((await tenantRows('keys', b.tenantId)).map((k) => k.name)).toEqual(['damaged']);
+    const tenantsRow = await api.database.db
+      .selectFrom('tenants')
+      .selectAll()
+      .where('id', '=', a.tenantId)
+      .execute();
+    expect(tenantsRow).toHaveLength(1);
+  });
 });

@@ -5,7 +5,15 @@ import { toRecordedEvent, type InlineProjection } from '@keyward/event-store';
 
 export interface RebuildResult {
   projection: string;
+  /** The one tenant whose rows were rebuilt; null: every tenant's. */
+  tenantId: string | null;
   events: number;
+}
+
+export interface RebuildOptions {
+  batchSize?: number;
+  /** Rebuild this tenant's rows only, from its own events; absent: every tenant's rows. */
+  tenantId?: string;
 }
 
 /** Events replayed per transaction while building beside. */
@@ -18,8 +26,18 @@ interface Checkpoint {
 
 const START: Checkpoint = { transactionId: '0', position: '0' };
 
+/** What one rebuild replays: which projection, into which schema of copies, whose events. */
+interface Replay {
+  projection: InlineProjection;
+  schema: string;
+  /** Only this tenant's events; null: every event. */
+  tenantId: string | null;
+  batchSize: number;
+}
+
 /**
- * Rebuilds a projection from position 0 without stopping the API: build beside, then swap.
+ * Rebuilds a projection from position 0 without stopping the API: build beside, then swap. With
+ * `tenantId`, only that tenant's rows, from that tenant's events (see `finishTenant`).
  *
  * 1. Empty copies of the projection's tables are made in a schema of their own.
  * 2. Every event is replayed into the copies in commit order, in batches of their own
@@ -30,22 +48,25 @@ const START: Checkpoint = { transactionId: '0', position: '0' };
  *    they never see an empty or a half-built table. Appends that wanted the lock then apply on
  *    top of the new tables.
  *
- * One rebuild of a projection at a time (a session advisory lock); a second one waits. Needs
- * the role that owns the tables (the migration role), as moving tables between schemas does.
+ * One rebuild of a projection at a time, whole or of one tenant (a session advisory lock); a
+ * second one waits. Needs the role that owns the tables (the migration role), as moving tables
+ * between schemas does.
  */
 export async function rebuildProjection(
   db: Db,
   projection: InlineProjection,
   onProgress?: (events: number) => void,
-  options: { batchSize?: number } = {},
+  options: RebuildOptions = {},
 ): Promise<RebuildResult> {
   const batchSize = options.batchSize ?? DEFAULT_BATCH;
+  const tenantId = options.tenantId ?? null;
   return db.connection().execute(async (conn) => {
     const lockKey = `keyward:rebuild:${projection.name}`;
     await sql`select pg_advisory_lock(hashtext(${lockKey}))`.execute(conn);
     const suffix = `${projection.name.replace(/[^a-z0-9]/g, '_')}_${randomBytes(4).toString('hex')}`;
     const beside = `kw_rebuild_${suffix}`;
     const retired = `kw_retired_${suffix}`;
+    const replay: Replay = { projection, schema: beside, tenantId, batchSize };
     try {
       await createCopies(conn, projection, beside);
       let events = 0;
@@ -54,7 +75,7 @@ export async function rebuildProjection(
       for (;;) {
         const batch = await conn
           .transaction()
-          .execute((trx) => replayBatch(trx, projection, beside, after, { committedOnly: true, batchSize }));
+          .execute((trx) => replayBatch(trx, replay, after, { committedOnly: true }));
         events += batch.events;
         after = batch.after;
         if (batch.events > 0) onProgress?.(events);
@@ -64,7 +85,11 @@ export async function rebuildProjection(
         try {
           events += await conn
             .transaction()
-            .execute((trx) => finish(trx, projection, beside, retired, after, batchSize));
+            .execute((trx) =>
+              tenantId === null
+                ? finish(trx, replay, retired, after)
+                : finishTenant(trx, replay, tenantId, after),
+            );
           break;
         } catch (error) {
           // The swap lost a deadlock to an append (PostgreSQL aborted it, nothing was swapped):
@@ -73,7 +98,7 @@ export async function rebuildProjection(
         }
       }
       onProgress?.(events);
-      return { projection: projection.name, events };
+      return { projection: projection.name, tenantId, events };
     } finally {
       await sql`drop schema if exists ${sql.id(beside)} cascade`.execute(conn);
       await sql`drop schema if exists ${sql.id(retired)} cascade`.execute(conn);
@@ -90,24 +115,14 @@ export async function rebuildProjection(
  */
 async function finish(
   trx: Transaction<Database>,
-  projection: InlineProjection,
-  beside: string,
+  replay: Replay,
   retired: string,
   from: Checkpoint,
-  batchSize: number,
 ): Promise<number> {
-  const tables = sql.join(projection.tables.map((t) => sql`public.${sql.table(t)}`));
-  await sql`lock table ${tables} in access exclusive mode`.execute(trx);
-  // With writers held off, every event this projection must see is committed and visible.
-  let after = from;
-  let events = 0;
-  for (;;) {
-    const batch = await replayBatch(trx, projection, beside, after, { committedOnly: false, batchSize });
-    events += batch.events;
-    after = batch.after;
-    if (batch.events < batchSize) break;
-  }
-  await swap(trx, projection, beside, retired);
+  const { projection } = replay;
+  await lockTables(trx, projection, 'access exclusive');
+  const { events, after } = await replayRest(trx, replay, from);
+  await swap(trx, projection, replay.schema, retired);
   // Where the rebuild ended, for `projections status`; named apart from async projections'
   // own checkpoints in the same table.
   await trx
@@ -127,6 +142,83 @@ async function finish(
     )
     .execute();
   return events;
+}
+
+/**
+ * The swap of one tenant's rows: in one transaction, the tenant's live rows are deleted and the
+ * copies inserted in their place, so readers see the old rows or the new ones, never neither.
+ * Nothing else is touched: every other tenant's rows stay the very tuples they were. EXCLUSIVE,
+ * not ACCESS EXCLUSIVE: this swap moves no table, so readers of every tenant go on reading
+ * throughout. Writers of these tables wait: once the lock is held, every append that wrote to
+ * them has committed (its events are replayed here), and every later one writes on top of the
+ * swapped rows. Taken up front for the same reason as in `finish`.
+ */
+async function finishTenant(
+  trx: Transaction<Database>,
+  replay: Replay,
+  tenantId: string,
+  from: Checkpoint,
+): Promise<number> {
+  const { projection, schema } = replay;
+  await lockTables(trx, projection, 'exclusive');
+  const { events } = await replayRest(trx, replay, from);
+  for (const table of projection.tables) {
+    const column = sql.ref(tenantColumn(projection, table));
+    // A projection that wrote another tenant's row from this tenant's events would put it into
+    // the live table twice over: refuse, with nothing swapped.
+    const foreign = await sql<{ n: number }>`
+      select count(*)::int as n from ${sql.id(schema, table)} where ${column} is distinct from ${tenantId}`.execute(
+      trx,
+    );
+    if (foreign.rows[0].n > 0) {
+      throw new Error(`${projection.name} wrote ${foreign.rows[0].n} rows of other tenants into ${table}`);
+    }
+    const columns = sql.join((await columnsOf(trx, table)).map((c) => sql.id(c)));
+    await sql`delete from public.${sql.table(table)} where ${column} = ${tenantId}`.execute(trx);
+    await sql`insert into public.${sql.table(table)} (${columns})
+      select ${columns} from ${sql.id(schema, table)}`.execute(trx);
+  }
+  return events;
+}
+
+/** The column of `table` that names a row's tenant. */
+function tenantColumn(projection: InlineProjection, table: keyof Database): string {
+  return projection.tenantColumns?.[table] ?? 'tenant_id';
+}
+
+async function lockTables(
+  trx: Transaction<Database>,
+  projection: InlineProjection,
+  mode: 'access exclusive' | 'exclusive',
+): Promise<void> {
+  const tables = sql.join(projection.tables.map((t) => sql`public.${sql.table(t)}`));
+  await sql`lock table ${tables} in ${sql.raw(mode)} mode`.execute(trx);
+}
+
+/** With writers held off, every event this projection must see is committed and visible. */
+async function replayRest(
+  trx: Transaction<Database>,
+  replay: Replay,
+  from: Checkpoint,
+): Promise<{ events: number; after: Checkpoint }> {
+  let after = from;
+  let events = 0;
+  for (;;) {
+    const batch = await replayBatch(trx, replay, after, { committedOnly: false });
+    events += batch.events;
+    after = batch.after;
+    if (batch.events < replay.batchSize) break;
+  }
+  return { events, after };
+}
+
+/** The live table's columns in their order (the copy has the same ones: `like … including all`). */
+async function columnsOf(trx: Transaction<Database>, table: string): Promise<string[]> {
+  const rows = await sql<{ name: string }>`
+    select column_name as name from information_schema.columns
+    where table_schema = 'public' and table_name = ${table}
+    order by ordinal_position`.execute(trx);
+  return rows.rows.map((r) => r.name);
 }
 
 /** Empty tables shaped like the live ones (columns, defaults, indexes, constraints). */
@@ -150,11 +242,11 @@ async function createCopies(
  */
 async function replayBatch(
   trx: Transaction<Database>,
-  projection: InlineProjection,
-  schema: string,
+  replay: Replay,
   after: Checkpoint,
-  options: { committedOnly: boolean; batchSize: number },
+  options: { committedOnly: boolean },
 ): Promise<{ events: number; after: Checkpoint }> {
+  const { projection, schema, tenantId, batchSize } = replay;
   // `set local`: only this transaction writes to the copies.
   await sql`set local search_path to ${sql.id(schema)}, public`.execute(trx);
   let query = trx
@@ -163,10 +255,11 @@ async function replayBatch(
     .where(
       sql<boolean>`(transaction_id, position) > (${after.transactionId}::xid8, ${after.position}::bigint)`,
     );
+  if (tenantId !== null) query = query.where('tenant_id', '=', tenantId);
   if (options.committedOnly) {
     query = query.where(sql<boolean>`transaction_id < pg_snapshot_xmin(pg_current_snapshot())`);
   }
-  const rows = await query.orderBy('transaction_id').orderBy('position').limit(options.batchSize).execute();
+  const rows = await query.orderBy('transaction_id').orderBy('position').limit(batchSize).execute();
   if (rows.length > 0) await projection.apply(trx, rows.map(toRecordedEvent));
   await sql`set local search_path to public`.execute(trx);
   const last = rows.at(-1);

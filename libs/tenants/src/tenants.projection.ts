@@ -14,6 +14,8 @@ import {
 export const tenantsProjection: InlineProjection = {
   name: 'tenants',
   tables: ['tenants', 'operators'],
+  // A tenant's own row is named by its id.
+  tenantColumns: { tenants: 'id' },
   async apply(trx: Transaction<Database>, events: readonly PendingEvent[]): Promise<void> {
     for (const event of events) {
       if (event.streamType === TENANT_STREAM) {

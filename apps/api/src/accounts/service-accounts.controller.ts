@@ -3,7 +3,6 @@ import {
   Controller,
   Delete,
   Get,
-  Headers,
   HttpCode,
   Inject,
   Param,
@@ -30,7 +29,8 @@ import { NotFound, type Page } from '@keyward/core';
 import { Access } from '../auth/access.decorator';
 import { DEFAULT_PAGE_SIZE } from '../http/page.query';
 import { Ctx } from '../http/request-context';
-import { expectedVersionFrom, setVersion } from '../http/versioning';
+import { IfMatch } from '../http/if-match';
+import { setVersion } from '../http/versioning';
 import {
   CreateServiceAccountDto,
   GrantScopesDto,
@@ -93,7 +93,7 @@ export class ServiceAccountsController {
     @Ctx() ctx: CommandContext,
     @Param('id') id: string,
     @Body() body: UpdateServiceAccountDto,
-    @Headers('if-match') ifMatch: string | undefined,
+    @IfMatch() expectedVersion: number | undefined,
     @Res({ passthrough: true }) res: FastifyReply,
   ): Promise<ServiceAccountView> {
     const { reason, ...changes } = body;
@@ -103,7 +103,7 @@ export class ServiceAccountsController {
         id,
         changes as UpdateServiceAccount['changes'],
         reason ?? null,
-        expectedVersionFrom(ifMatch),
+        expectedVersion,
       ),
     );
     return withSigningSecret(await this.answer(ctx, id, res), signingSecret);
@@ -116,10 +116,10 @@ export class ServiceAccountsController {
     @Ctx() ctx: CommandContext,
     @Param('id') id: string,
     @Body() body: ReasonDto,
-    @Headers('if-match') ifMatch: string | undefined,
+    @IfMatch() expectedVersion: number | undefined,
     @Res({ passthrough: true }) res: FastifyReply,
   ) {
-    return this.changeStatus(ctx, id, 'disable', body, ifMatch, res);
+    return this.changeStatus(ctx, id, 'disable', body, expectedVersion, res);
   }
 
   @Post(':id/enable')
@@ -129,10 +129,10 @@ export class ServiceAccountsController {
     @Ctx() ctx: CommandContext,
     @Param('id') id: string,
     @Body() body: ReasonDto,
-    @Headers('if-match') ifMatch: string | undefined,
+    @IfMatch() expectedVersion: number | undefined,
     @Res({ passthrough: true }) res: FastifyReply,
   ) {
-    return this.changeStatus(ctx, id, 'enable', body, ifMatch, res);
+    return this.changeStatus(ctx, id, 'enable', body, expectedVersion, res);
   }
 
   @Delete(':id')
@@ -141,10 +141,10 @@ export class ServiceAccountsController {
     @Ctx() ctx: CommandContext,
     @Param('id') id: string,
     @Body() body: ReasonDto,
-    @Headers('if-match') ifMatch: string | undefined,
+    @IfMatch() expectedVersion: number | undefined,
     @Res({ passthrough: true }) res: FastifyReply,
   ) {
-    return this.changeStatus(ctx, id, 'delete', body, ifMatch, res);
+    return this.changeStatus(ctx, id, 'delete', body, expectedVersion, res);
   }
 
   @Post(':id/scopes')
@@ -154,12 +154,10 @@ export class ServiceAccountsController {
     @Ctx() ctx: CommandContext,
     @Param('id') id: string,
     @Body() body: GrantScopesDto,
-    @Headers('if-match') ifMatch: string | undefined,
+    @IfMatch() expectedVersion: number | undefined,
     @Res({ passthrough: true }) res: FastifyReply,
   ): Promise<ServiceAccountView> {
-    await this.commands.execute(
-      new GrantScopes(ctx, id, body.scopes, body.reason ?? null, expectedVersionFrom(ifMatch)),
-    );
+    await this.commands.execute(new GrantScopes(ctx, id, body.scopes, body.reason ?? null, expectedVersion));
     return this.answer(ctx, id, res);
   }
 
@@ -170,12 +168,10 @@ export class ServiceAccountsController {
     @Param('id') id: string,
     @Param('scope') scope: string,
     @Body() body: ReasonDto,
-    @Headers('if-match') ifMatch: string | undefined,
+    @IfMatch() expectedVersion: number | undefined,
     @Res({ passthrough: true }) res: FastifyReply,
   ): Promise<ServiceAccountView> {
-    await this.commands.execute(
-      new RevokeScope(ctx, id, scope, body.reason ?? null, expectedVersionFrom(ifMatch)),
-    );
+    await this.commands.execute(new RevokeScope(ctx, id, scope, body.reason ?? null, expectedVersion));
     return this.answer(ctx, id, res);
   }
 
@@ -184,11 +180,11 @@ export class ServiceAccountsController {
     id: string,
     action: LifecycleAction,
     body: ReasonDto,
-    ifMatch: string | undefined,
+    expectedVersion: number | undefined,
     res: FastifyReply,
   ): Promise<ServiceAccountView> {
     await this.commands.execute(
-      new ChangeServiceAccountStatus(ctx, id, action, body.reason ?? null, expectedVersionFrom(ifMatch)),
+      new ChangeServiceAccountStatus(ctx, id, action, body.reason ?? null, expectedVersion),
     );
     return this.answer(ctx, id, res);
   }

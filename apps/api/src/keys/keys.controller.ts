@@ -1,16 +1,4 @@
-import {
-  Body,
-  Controller,
-  Get,
-  HttpCode,
-  Inject,
-  Param,
-  Patch,
-  Post,
-  Query,
-  Res,
-  Headers,
-} from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Inject, Param, Patch, Post, Query, Res } from '@nestjs/common';
 import { CommandBus } from '@nestjs/cqrs';
 import { ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
@@ -30,8 +18,16 @@ import {
 import { Access } from '../auth/access.decorator';
 import { DEFAULT_PAGE_SIZE } from '../http/page.query';
 import { Ctx } from '../http/request-context';
-import { expectedVersionFrom, setVersion } from '../http/versioning';
-import { FindKeysQuery, IssueKeyDto, ListKeysQuery, PolicyDto, RevokeKeyDto, RotateKeyDto } from './key.dto';
+import { IfMatch } from '../http/if-match';
+import { setVersion } from '../http/versioning';
+import {
+  FindKeysQuery,
+  IssueKeyDto,
+  ListKeysQuery,
+  PolicyDto,
+  RevokeKeyDto,
+  RotateKeyDto,
+} from './key.dto';
 import { ReasonDto } from '../accounts/service-account.dto';
 import { keyView, type KeyView } from './key.view';
 
@@ -122,7 +118,7 @@ export class KeysController {
     @Ctx() ctx: CommandContext,
     @Param('keyId') keyId: string,
     @Body() body: RotateKeyDto,
-    @Headers('if-match') ifMatch: string | undefined,
+    @IfMatch() expectedVersion: number | undefined,
     @Res({ passthrough: true }) res: FastifyReply,
   ): Promise<KeyView & { secret: string }> {
     const issued = await this.commands.execute<RotateKeyCommand, IssuedKey>(
@@ -131,7 +127,7 @@ export class KeysController {
         keyId,
         body.gracePeriodSeconds ?? DEFAULT_GRACE_SECONDS,
         body.reason ?? null,
-        expectedVersionFrom(ifMatch),
+        expectedVersion,
       ),
     );
     return this.withSecret(ctx, issued, res);
@@ -144,17 +140,11 @@ export class KeysController {
     @Ctx() ctx: CommandContext,
     @Param('keyId') keyId: string,
     @Body() body: RevokeKeyDto,
-    @Headers('if-match') ifMatch: string | undefined,
+    @IfMatch() expectedVersion: number | undefined,
     @Res({ passthrough: true }) res: FastifyReply,
   ): Promise<KeyView> {
     await this.commands.execute(
-      new RevokeKeyCommand(
-        ctx,
-        keyId,
-        body.reason ?? null,
-        body.emergency ?? false,
-        expectedVersionFrom(ifMatch),
-      ),
+      new RevokeKeyCommand(ctx, keyId, body.reason ?? null, body.emergency ?? false, expectedVersion),
     );
     return this.answer(ctx, keyId, res);
   }
@@ -166,9 +156,10 @@ export class KeysController {
     @Ctx() ctx: CommandContext,
     @Param('id') accountId: string,
     @Body() body: ReasonDto,
+    @IfMatch() expectedVersion: number | undefined,
   ): Promise<{ serviceAccountId: string; revoked: string[] }> {
     const revoked = await this.commands.execute<RevokeAccountKeysCommand, string[]>(
-      new RevokeAccountKeysCommand(ctx, accountId, body.reason ?? null),
+      new RevokeAccountKeysCommand(ctx, accountId, body.reason ?? null, expectedVersion),
     );
     return { serviceAccountId: accountId, revoked };
   }
@@ -189,13 +180,11 @@ export class KeysController {
   async changePolicy(
     @Ctx() ctx: CommandContext,
     @Body() body: PolicyDto,
-    @Headers('if-match') ifMatch: string | undefined,
+    @IfMatch() expectedVersion: number | undefined,
     @Res({ passthrough: true }) res: FastifyReply,
   ): Promise<TenantPolicy & { version: number }> {
     const { reason, ...changes } = body;
-    await this.commands.execute(
-      new ChangePolicyCommand(ctx, changes, reason ?? null, expectedVersionFrom(ifMatch)),
-    );
+    await this.commands.execute(new ChangePolicyCommand(ctx, changes, reason ?? null, expectedVersion));
     return this.policy(ctx, res);
   }
 

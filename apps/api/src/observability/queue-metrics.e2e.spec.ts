@@ -87,6 +87,7 @@ it('counts a completed and a failed job, with every queue by state', async () =>
     JOB.rebuildProjection,
     {
       projection: 'no-such-projection',
+      tenantId: 'qm-acme',
       requestedBy: { type: 'operator', id: 'test', name: 'test' },
       correlationId: 'queue-metrics-test',
     },

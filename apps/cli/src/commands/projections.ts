@@ -6,8 +6,9 @@ import { outputFor, table } from '../output';
 import { Progress } from '../progress';
 
 /**
- * `projections rebuild [name]`: replays every event through one inline projection (or all) into
- * tables beside the live ones, then swaps them in, while the API keeps serving. PostgreSQL only.
+ * `projections rebuild [name] [--tenant <id>]`: replays every event through one inline projection
+ * (or all) into tables beside the live ones, then swaps them in, while the API keeps serving;
+ * with `--tenant`, only that tenant's rows from its own events. PostgreSQL only.
  * `projections status`: each projection's rows, checkpoint, lag and last rebuild.
  */
 export function registerProjections(program: Command): void {
@@ -21,20 +22,24 @@ export function registerProjections(program: Command): void {
         inlineProjections.map((p) => p.name),
       ),
     )
-    .action(async (name: string | undefined, _options: unknown, command: Command) => {
+    .option('--tenant <tenant>', "rebuild only this tenant's rows; every tenant's when omitted")
+    .action(async (name: string | undefined, options: { tenant?: string }, command: Command) => {
       const out = outputFor(command);
       const selected = inlineProjections.filter((p) => name === undefined || p.name === name);
       const config = loadConfig();
       const db = createDb(config.databaseUrl, { max: 1, applicationName: 'keyward-cli' });
-      const results: { projection: string; events: number; ms: number }[] = [];
+      const results: { projection: string; tenantId: string | null; events: number; ms: number }[] = [];
       try {
         for (const projection of selected) {
-          out.note(`rebuilding ${projection.name} (${projection.tables.join(', ')})`);
+          const whose = options.tenant === undefined ? '' : ` of tenant ${options.tenant}`;
+          out.note(`rebuilding ${projection.name}${whose} (${projection.tables.join(', ')})`);
           const started = Date.now();
           // A line per 10,000 events (or one line redrawn at a terminal) with the rate: a rebuild
           // of millions of events would otherwise print a line per batch of a thousand.
           const progress = new Progress(`  ${projection.name}`, 'events replayed');
-          const result = await rebuildProjection(db, projection, (events) => progress.update(events));
+          const result = await rebuildProjection(db, projection, (events) => progress.update(events), {
+            tenantId: options.tenant,
+          });
           progress.done(result.events);
           results.push({ ...result, ms: Date.now() - started });
         }
