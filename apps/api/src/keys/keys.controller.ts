@@ -20,14 +20,7 @@ import { DEFAULT_PAGE_SIZE } from '../http/page.query';
 import { Ctx } from '../http/request-context';
 import { IfMatch } from '../http/if-match';
 import { setVersion } from '../http/versioning';
-import {
-  FindKeysQuery,
-  IssueKeyDto,
-  ListKeysQuery,
-  PolicyDto,
-  RevokeKeyDto,
-  RotateKeyDto,
-} from './key.dto';
+import { FindKeysQuery, IssueKeyDto, ListKeysQuery, PolicyDto, RevokeKeyDto, RotateKeyDto } from './key.dto';
 import { ReasonDto } from '../accounts/service-account.dto';
 import { keyView, type KeyView } from './key.view';
 
