@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import { ConfigError, ensureBootstrapToken, loadConfig } from '@keyward/config';
+import { Logger } from '@nestjs/common';
 import { createApi } from './app';
 
 async function main(): Promise<void> {
@@ -7,7 +8,12 @@ async function main(): Promise<void> {
   const made = ensureBootstrapToken(config);
   const app = await createApi({ config });
   app.enableShutdownHooks();
-  await app.listen(config.port);
+  await app.listen(config.port, config.host);
+  const address = app.getHttpServer().address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  new Logger('Keyward').log(
+    `listening on http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`,
+  );
   if (made) {
     // Printed once to the terminal, like a dev server's root token; never through the logger.
     process.stdout.write(

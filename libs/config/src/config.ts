@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
 
 /** Settings read once at start-up from the environment. */
 export interface KeywardConfig {
@@ -7,6 +8,8 @@ export interface KeywardConfig {
   databaseUrl: string;
   redisUrl: string;
   port: number;
+  /** The address the API listens on: loopback unless production or the deployment says otherwise. */
+  host: string;
   /** Absent only outside production, until `ensureBootstrapToken` makes one. */
   bootstrapToken: string | undefined;
   logLevel: string;
@@ -55,6 +58,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): KeywardConfig 
     throw new ConfigError('PORT', `must be a whole number from 0 to 65535, got "${portText}"`);
   }
 
+  // A development server prints its bootstrap token: it must not be reachable from the network
+  // unless someone asked for that. The Docker image sets 0.0.0.0.
+  const host = env.KEYWARD_HOST || (production ? '0.0.0.0' : '127.0.0.1');
+  if (isIP(host) === 0 && !/^[A-Za-z0-9.-]{1,253}$/.test(host)) {
+    throw new ConfigError('KEYWARD_HOST', `must be an IP address or a host name, got "${host}"`);
+  }
+
   const bootstrapToken = env.KEYWARD_BOOTSTRAP_TOKEN || undefined;
   if (bootstrapToken !== undefined && bootstrapToken.length < 32) {
     throw new ConfigError('KEYWARD_BOOTSTRAP_TOKEN', 'must be at least 32 characters long');
@@ -95,6 +105,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): KeywardConfig 
     databaseUrl,
     redisUrl,
     port,
+    host,
     bootstrapToken,
     logLevel,
     redisPrefix,

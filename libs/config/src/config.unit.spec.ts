@@ -27,6 +27,7 @@ describe('loadConfig', () => {
       databaseUrl: 'postgres://postgres@127.0.0.1:5432/keyward',
       redisUrl: 'redis://127.0.0.1:6379',
       port: 3000,
+      host: '127.0.0.1',
       bootstrapToken: undefined,
       logLevel: 'info',
       redisPrefix: 'kw',
@@ -47,6 +48,7 @@ describe('loadConfig', () => {
         DATABASE_URL: 'postgresql://kw:secret@db.internal:6543/keyward_prod',
         REDIS_URL: 'rediss://cache.internal:6380/2',
         PORT: '8080',
+        KEYWARD_HOST: '10.1.2.3',
         KEYWARD_BOOTSTRAP_TOKEN: TOKEN,
         LOG_LEVEL: 'warn',
         KEYWARD_REDIS_PREFIX: 'kw-prod_1',
@@ -64,6 +66,7 @@ describe('loadConfig', () => {
       databaseUrl: 'postgresql://kw:secret@db.internal:6543/keyward_prod',
       redisUrl: 'rediss://cache.internal:6380/2',
       port: 8080,
+      host: '10.1.2.3',
       bootstrapToken: TOKEN,
       logLevel: 'warn',
       redisPrefix: 'kw-prod_1',
@@ -75,6 +78,20 @@ describe('loadConfig', () => {
       webhookRetryDelayMs: 250,
       encryptionKey: KEY,
     });
+  });
+
+  it('listens on loopback outside production and on every address in production, unless KEYWARD_HOST says', () => {
+    expect(loadConfig({}).host).toBe('127.0.0.1');
+    expect(loadConfig({ NODE_ENV: 'test' }).host).toBe('127.0.0.1');
+    const production = {
+      NODE_ENV: 'production',
+      KEYWARD_BOOTSTRAP_TOKEN: TOKEN,
+      KEYWARD_ENCRYPTION_KEY: KEY,
+    };
+    expect(loadConfig(production).host).toBe('0.0.0.0');
+    expect(loadConfig({ ...production, KEYWARD_HOST: '127.0.0.1' }).host).toBe('127.0.0.1');
+    expect(loadConfig({ KEYWARD_HOST: '::1' }).host).toBe('::1');
+    expect(() => loadConfig({ KEYWARD_HOST: 'not a host!' })).toThrow(/KEYWARD_HOST/);
   });
 
   it.each(['0', '65535'])('accepts PORT %j', (port) => {

@@ -391,3 +391,92 @@ describe('the key cache when an invalidation is lost', () => {
     }
   });
 });
+
+/**
+ * The auth guard caches operator credentials like keys (no PostgreSQL read on a warm verifier),
+ * with the same guarantees: a deleted operator is refused by every instance within a second, an
+ * entry lives at most the cache lifetime, and an instance whose subscription is down does not
+ * trust its cache.
+ */
+describe('operator credentials', () => {
+  async function operatorOf(admin: Headers, tenantId: string, role: string) {
+    seq += 1;
+    const res = await api.http
+      .post('/v1/operators')
+      .set(admin)
+      .send({ tenantId, name: `${role}-${seq}`, role })
+      .expect(201);
+    return { id: res.body.id as string, auth: bearer(res.body.token as string) };
+  }
+
+  async function operatorSetup() {
+    const s = await setup();
+    const tenantId = (await one.http.get('/v1/service-accounts/' + s.accountId).set(s.admin)).body.tenantId;
+    const verifier = await operatorOf(s.admin, tenantId, 'verifier');
+    return { ...s, verifier };
+  }
+
+  async function refusedWithin(on: Instance, auth: Headers, key: string, since: number): Promise<number> {
+    for (;;) {
+      const res = await verify(on, auth, { key });
+      if (res.status === 401) return Date.now() - since;
+      expect(res.status).toBe(200);
+      if (Date.now() > since + PROPAGATION_MS) {
+        throw new Error(`the deleted operator still verifies ${Date.now() - since} ms after the change`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+
+  it('a verifier deleted through one instance is refused by the other within a second', async () => {
+    const s = await operatorSetup();
+    for (const on of [one, two])
+      expect((await verify(on, s.verifier.auth, { key: s.key })).body.valid).toBe(true);
+    const since = Date.now();
+    await one.http.delete(`/v1/operators/${s.verifier.id}`).set(s.admin).expect(200);
+    expect(await refusedWithin(two, s.verifier.auth, s.key, since)).toBeLessThanOrEqual(PROPAGATION_MS);
+    expect((await verify(one, s.verifier.auth, { key: s.key })).status).toBe(401);
+  });
+
+  it('keeps a deleted operator on an instance that missed the message no longer than the entry lifetime', async () => {
+    const deafened = await instance({ ...api.config, redisPrefix: `${api.config.redisPrefix}-deaf-op` });
+    try {
+      const s = await operatorSetup();
+      expect((await verify(deafened, s.verifier.auth, { key: s.key })).body.valid).toBe(true);
+      await one.http.delete(`/v1/operators/${s.verifier.id}`).set(s.admin).expect(200);
+      // Missed the message: the cached credential still authenticates, so the cache is real ...
+      expect((await verify(deafened, s.verifier.auth, { key: s.key })).status).toBe(200);
+      api.clock.advance(api.config.keyCacheTtlMs - 1);
+      expect((await verify(deafened, s.verifier.auth, { key: s.key })).status).toBe(200);
+      // ... and the entry's own lifetime ends it.
+      api.clock.advance(1);
+      expect((await verify(deafened, s.verifier.auth, { key: s.key })).status).toBe(401);
+    } finally {
+      await deafened.app.close();
+    }
+  });
+
+  it('does not trust cached operators while its subscription is down', async () => {
+    const deafened = await instance({ ...api.config, redisPrefix: `${api.config.redisPrefix}-deaf-sub` });
+    const admin = new Redis(api.config.redisUrl);
+    try {
+      const s = await operatorSetup();
+      expect((await verify(deafened, s.verifier.auth, { key: s.key })).body.valid).toBe(true);
+      await one.http.delete(`/v1/operators/${s.verifier.id}`).set(s.admin).expect(200);
+      expect((await verify(deafened, s.verifier.auth, { key: s.key })).status).toBe(200);
+      const channel = deafened.app.get(KeyInvalidations).channel;
+      const list = (await admin.call('CLIENT', 'LIST', 'TYPE', 'pubsub')) as string;
+      const id = list
+        .split('\n')
+        .filter((line) => line.includes(`name=${channel} `))
+        .map((line) => /id=(\d+)/.exec(line)![1])[0];
+      expect(id).toBeDefined();
+      await admin.call('CLIENT', 'KILL', 'ID', id);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect((await verify(deafened, s.verifier.auth, { key: s.key })).status).toBe(401);
+    } finally {
+      admin.disconnect();
+      await deafened.app.close();
+    }
+  });
+});
