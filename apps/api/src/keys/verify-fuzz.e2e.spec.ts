@@ -475,3 +475,89 @@ it('random bodies: 400 for the wrong shape, otherwise the code API.md orders fir
     });
   await fc.assert(fc.asyncProperty(body, check), { numRuns: 130 });
 });
+
+// ---- the gateway check: the same decision from headers ----
+
+/** What a header can carry: node refuses to send anything else, so no gateway could either. */
+function headerSafe(value: string): boolean {
+  return /^[\t\x20-\x7e\x80-\xff]*$/.test(value) && value.trim() === value && value.length > 0;
+}
+
+async function gatewayCheck(headers: Record<string, string>, path = '/v1/gateway/check'): Promise<Response> {
+  return api.http.get(path).set({ 'X-Keyward-Verifier': auth.Authorization, ...headers });
+}
+
+function expectGatewayAnswer(res: Response, key: string, context: string): void {
+  expect({ context, server: res.status < 500 }).toEqual({ context, server: true });
+  if (key === realKey) {
+    expect({ context, status: res.status }).toEqual({ context, status: 200 });
+    return;
+  }
+  expect({ context, status: res.status }).toEqual({ context, status: 401 });
+  expect({ context, code: res.headers['x-keyward-code'] }).toEqual({
+    context,
+    code: expect.stringMatching(/^(MALFORMED|UNKNOWN)$/),
+  });
+  expect(res.headers['x-keyward-key-id']).toBeUndefined();
+}
+
+it('gateway check: random and truncated keys in X-Api-Key or Authorization answer 401, never a 5xx', async () => {
+  const keys = fc.oneof(
+    anyString,
+    fc
+      .array(mutation, { minLength: 1, maxLength: 3 })
+      .map((mutations) => mutations.reduce((k, m) => (k.length > 1 ? m(k) : k), realKey)),
+    fc.constant(foreignKey),
+  );
+  await fc.assert(
+    fc.asyncProperty(keys, fc.boolean(), async (key, asBearer) => {
+      fc.pre(headerSafe(key));
+      const headers: Record<string, string> = asBearer
+        ? { Authorization: `Bearer ${key}` }
+        : { 'X-Api-Key': key };
+      expectGatewayAnswer(
+        await gatewayCheck(headers),
+        key,
+        `${asBearer ? 'Authorization' : 'X-Api-Key'} ${JSON.stringify(key)}`,
+      );
+    }),
+    { numRuns: 120 },
+  );
+});
+
+it('gateway check: any scope, resource, environment, system and source ip answer a listed status, never a 5xx', async () => {
+  const field = fc.oneof(
+    anyString,
+    fc.constantFrom('tickets:read', 'site:plant-7/asset:1', 'staging', '10.20.1.7'),
+  );
+  await fc.assert(
+    fc.asyncProperty(
+      fc.record(
+        {
+          'X-Keyward-Scope': field,
+          'X-Keyward-Resource': field,
+          'X-Keyward-Environment': field,
+          'X-Keyward-System': field,
+          'X-Forwarded-For': field,
+          'X-Real-IP': field,
+        },
+        { requiredKeys: [] },
+      ),
+      fc.string({ maxLength: 40 }),
+      async (headers, appended) => {
+        fc.pre(Object.values(headers).every(headerSafe));
+        const path = `/v1/gateway/check/${encodeURIComponent(appended)}`;
+        const res = await gatewayCheck({ ...headers, 'X-Api-Key': realKey }, path);
+        const context = JSON.stringify({
+          headers,
+          path,
+          status: res.status,
+          code: res.headers['x-keyward-code'],
+        });
+        expect({ context, status: [200, 403].includes(res.status) }).toEqual({ context, status: true });
+        if (res.status === 403) expect(DENIAL_CODES).toContain(res.headers['x-keyward-code']);
+      },
+    ),
+    { numRuns: 80 },
+  );
+});
