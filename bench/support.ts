@@ -155,9 +155,18 @@ export async function startServerProcess(
   timeoutMs: number,
 ): Promise<ApiProcess> {
   const root = path.resolve(__dirname, '..');
+  // KEYWARD_BENCH_CPU_PROFILE=<dir>: each server writes a V8 CPU profile there when it stops.
+  const profile = process.env.KEYWARD_BENCH_CPU_PROFILE;
   const child = spawn(
     process.execPath,
-    ['-r', 'ts-node/register/transpile-only', '-r', 'tsconfig-paths/register', path.join(__dirname, script)],
+    [
+      ...(profile ? ['--cpu-prof', '--cpu-prof-dir', profile] : []),
+      '-r',
+      'ts-node/register/transpile-only',
+      '-r',
+      'tsconfig-paths/register',
+      path.join(__dirname, script),
+    ],
     { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] },
   );
   const log: ServerLog = { warn: 0, error: 0, other: 0, samples: [] };

@@ -3,6 +3,7 @@ import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import { CqrsModule } from '@nestjs/cqrs';
 import { TerminusModule } from '@nestjs/terminus';
 import { LoggerModule } from 'nestjs-pino';
+import type { HttpLogger } from 'pino-http';
 import { AccountsModule } from '@keyward/accounts';
 import { PlatformModule, type PlatformOptions } from '@keyward/platform';
 import { TenantsModule } from '@keyward/tenants';
@@ -30,11 +31,11 @@ export interface ApiOptions extends Omit<PlatformOptions, 'applicationName'> {
 
 @Module({})
 export class AppModule {
-  static forRoot(options: ApiOptions): DynamicModule {
+  static forRoot(options: ApiOptions, requestLogger: HttpLogger): DynamicModule {
     return {
       module: AppModule,
       imports: [
-        LoggerModule.forRoot(loggerParams(options.config.logLevel, options.logStream)),
+        LoggerModule.forRoot(loggerParams(requestLogger)),
         PlatformModule.forRoot({ ...options, applicationName: 'keyward-api' }),
         CqrsModule.forRoot(),
         TerminusModule.forRoot({ logger: false }),

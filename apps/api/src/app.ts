@@ -6,6 +6,7 @@ import { MAX_BODY_BYTES, registerBodyParsing } from './http/body-parsing';
 import { assignRequestIds, registerRequestContext } from './http/request-context';
 import { validationPipe } from './http/validation';
 import { Metrics } from './observability/metrics';
+import { createRequestLogger, registerRequestLog } from './observability/logging';
 import { setupOpenApi } from './observability/openapi';
 
 /**
@@ -32,13 +33,19 @@ export async function createApi(options: ApiOptions): Promise<NestFastifyApplica
       },
     },
   });
-  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(options), adapter, {
-    bodyParser: false,
-    bufferLogs: true,
-  });
+  const requestLogger = createRequestLogger(options.config.logLevel, options.logStream);
+  const app = await NestFactory.create<NestFastifyApplication>(
+    AppModule.forRoot(options, requestLogger),
+    adapter,
+    {
+      bodyParser: false,
+      bufferLogs: true,
+    },
+  );
   app.useLogger(app.get(Logger));
   const fastify = app.getHttpAdapter().getInstance();
   registerRequestContext(fastify);
+  registerRequestLog(fastify, requestLogger);
   app.get(Metrics).register(fastify);
   registerBodyParsing(fastify);
   app.useGlobalPipes(validationPipe());

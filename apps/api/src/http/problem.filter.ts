@@ -90,7 +90,11 @@ export class ProblemFilter implements ExceptionFilter {
     const body = toProblem(error);
     if (body.status >= 500) {
       // The stack goes to the log, never to the caller.
-      this.logger.error({ err: error, status: body.status }, 'request failed');
+      const request = host.switchToHttp().getRequest<{ id?: string; method?: string; url?: string }>();
+      this.logger.error(
+        { err: error, status: body.status, reqId: request?.id, method: request?.method, url: request?.url },
+        'request failed',
+      );
     }
     if (res.sent || res.raw.headersSent) return;
     if (body.status === 503) void res.header('Retry-After', '5');
