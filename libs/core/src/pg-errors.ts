@@ -31,6 +31,8 @@ export function isUnavailableError(error: unknown): boolean {
       message,
     ) ||
     /Connection is closed|Stream isn't writeable|Reached the max retries per request limit/i.test(message) ||
+    // ioredis's commandTimeout and socketTimeout: a Redis that took the connection but never answered.
+    /^Command timed out$|^Socket timeout\. Expecting data/i.test(message) ||
     /driver has already been destroyed|Cannot use a pool after calling end/i.test(message) ||
     e.name === 'MaxRetriesPerRequestError'
   );

@@ -2,6 +2,39 @@ import { randomUUID } from 'node:crypto';
 import { Queue, type ConnectionOptions } from 'bullmq';
 import { Conflict } from '@keyward/core';
 
+/** How long closing a producer queue may wait for Redis, and then for dropping its connection. */
+export const QUEUE_CLOSE_TIMEOUT_MS = 1_000;
+
+/**
+ * Closes a producer queue without hanging when Redis is away: BullMQ's close sends QUIT, which a
+ * hung Redis never answers and a disconnected client may reject (and a failed close leaves the
+ * client reconnecting), so the connection is then dropped; and ioredis 5 never reports the end of
+ * a client dropped between two reconnection attempts, so that wait is bounded too.
+ */
+export async function closeQueue(queue: Queue): Promise<void> {
+  if (!(await settlesWithin(queue.close(), QUEUE_CLOSE_TIMEOUT_MS))) {
+    await settlesWithin(queue.disconnect(), QUEUE_CLOSE_TIMEOUT_MS);
+  }
+}
+
+/** Whether `work` fulfils within `ms`; a rejection or a late settlement counts as not. */
+async function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      work.then(
+        () => true,
+        () => false,
+      ),
+      new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /**
  * The BullMQ queues, their job payloads, and how producers reach them. Workers (apps/worker)
  * consume them; the API and scheduled jobs produce. Names and job ids never contain ':'.

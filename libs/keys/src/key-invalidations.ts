@@ -1,6 +1,17 @@
 import Redis from 'ioredis';
 import type { RecordedEvent } from '@keyward/event-store';
+import { clearSocketTimeoutOnClose, closeRedis, isRedisReady } from '@keyward/redis';
 import { invalidationFor, type InvalidationTarget, type KeyInvalidation } from './key-cache';
+
+/**
+ * The subscriber PINGs this often, and a PING (or any command) left unanswered for
+ * SUBSCRIPTION_SILENCE_MS drops the connection: a Redis that hangs keeps the socket open and
+ * delivers nothing, and without a heartbeat the subscription would look live while messages are
+ * lost. So the cache is distrusted within HEARTBEAT_MS + SUBSCRIPTION_SILENCE_MS of Redis going
+ * silent, under the second API.md allows for a change to reach every instance.
+ */
+export const SUBSCRIPTION_HEARTBEAT_MS = 250;
+export const SUBSCRIPTION_SILENCE_MS = 500;
 
 export interface KeyInvalidationsOptions {
   redisUrl: string;
@@ -32,12 +43,20 @@ export async function publishKeyInvalidations(
 /**
  * Carries key invalidations between API instances over Redis pub/sub and keeps the local
  * caches (keys, operator credentials) honest: the cache is trusted only while this instance's subscription is live. When
- * the subscriber connection drops, messages sent meanwhile are lost, so the cache is emptied and
- * bypassed until the channel is subscribed again.
+ * the subscriber connection drops, or goes silent (a hung Redis: see SUBSCRIPTION_HEARTBEAT_MS),
+ * messages sent meanwhile are lost, so the cache is emptied and bypassed until the channel is
+ * subscribed again.
+ *
+ * Publishing never holds a committed write's answer: the local cache is invalidated before the
+ * answer, the message is handed to the socket in the same tick and its acknowledgement is not
+ * awaited; with Redis away nothing is queued (a publish would otherwise wait for a reconnection).
+ * A lost publish leaves other instances' entries to die within the cache lifetime, and those
+ * instances, if they lost Redis too, do not trust their caches at all.
  */
 export class KeyInvalidations {
   readonly channel: string;
   private subscriber: Redis | null = null;
+  private heartbeat: NodeJS.Timeout | null = null;
 
   constructor(
     /** The shared fail-fast client; a subscribed connection cannot publish. */
@@ -58,8 +77,14 @@ export class KeyInvalidations {
       // Named after its channel, so an operator (or a test) can find it in CLIENT LIST.
       connectionName: this.channel,
       maxRetriesPerRequest: null,
+      socketTimeout: SUBSCRIPTION_SILENCE_MS,
     });
     this.subscriber = subscriber;
+    clearSocketTimeoutOnClose(subscriber);
+    this.heartbeat = setInterval(() => {
+      if (isRedisReady(subscriber)) subscriber.ping().catch(() => undefined);
+    }, SUBSCRIPTION_HEARTBEAT_MS);
+    this.heartbeat.unref();
     subscriber.on('error', () => undefined);
     subscriber.on('close', () => this.each((cache) => cache.disable()));
     subscriber.on('message', (_channel: string, message: string) => this.receive(message));
@@ -78,29 +103,35 @@ export class KeyInvalidations {
     started = true;
   }
 
-  /** After-commit listener: drops stale entries here at once, then tells every other instance. */
-  async committed(events: readonly RecordedEvent[]): Promise<void> {
+  /**
+   * After-commit listener: drops stale entries here at once, then tells every other instance
+   * without waiting for Redis to acknowledge (see the class comment).
+   */
+  committed(events: readonly RecordedEvent[]): void {
     const invalidation = invalidationFor(events);
     if (!invalidation) return;
     this.each((cache) => cache.invalidate(invalidation));
-    try {
-      await publishKeyInvalidations(this.publisher, this.options.redisPrefix, events);
-    } catch (error) {
+    const unpublished = (error: unknown) =>
       // The change is committed; other instances drop the entry when it expires on its own.
       this.options.onError(
         error,
         'could not publish a key invalidation; other instances catch up within the cache lifetime',
       );
+    if (!isRedisReady(this.publisher)) {
+      unpublished(new Error('Redis is not connected'));
+      return;
     }
+    publishKeyInvalidations(this.publisher, this.options.redisPrefix, events).catch(unpublished);
   }
 
   async close(): Promise<void> {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
     const subscriber = this.subscriber;
     this.subscriber = null;
     this.each((cache) => cache.disable());
     if (!subscriber) return;
-    if (subscriber.status === 'ready') await subscriber.quit().catch(() => subscriber.disconnect());
-    else subscriber.disconnect();
+    await closeRedis(subscriber);
   }
 
   private each(act: (cache: InvalidationTarget) => void): void {

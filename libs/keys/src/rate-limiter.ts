@@ -1,4 +1,6 @@
 import type Redis from 'ioredis';
+import { Unavailable } from '@keyward/core';
+import { isRedisReady } from '@keyward/redis';
 import type { RateLimit } from './key.events';
 
 export interface RateLimitState {
@@ -10,6 +12,11 @@ export interface RateLimitState {
 /**
  * A fixed-window counter per key in Redis, so the limit holds across every API instance. The
  * window comes from the caller's clock (testable without sleeping); the counter expires with it.
+ *
+ * On the verify path, so it never waits for Redis to come back: while the client is not connected
+ * it throws Unavailable at once (a queued INCR would hold the answer until a reconnection and then
+ * count late), and a connected Redis that does not answer is bounded by the client's
+ * commandTimeout (createHotPathRedis). Either way the verify answers 503, never valid.
  */
 export class RateLimiter {
   constructor(
@@ -21,6 +28,7 @@ export class RateLimiter {
     const windowMs = limit.windowSeconds * 1000;
     const window = Math.floor(now.getTime() / windowMs);
     const counter = `${this.prefix}:rl:${keyId}:${window}`;
+    if (!isRedisReady(this.redis)) throw new Unavailable('the rate limit counter is unreachable');
     const results = await this.redis.multi().incr(counter).pexpire(counter, windowMs).exec();
     const error = results?.find(([e]) => e)?.[0];
     if (!results || error) throw error ?? new Error('rate limit counter: no answer from Redis');

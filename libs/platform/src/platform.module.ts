@@ -5,7 +5,7 @@ import { CONFIG, type KeywardConfig } from '@keyward/config';
 import { DB, createDb, type Db } from '@keyward/db';
 import { EventStore } from '@keyward/event-store';
 import { inlineProjections } from '@keyward/projections';
-import { REDIS, closeRedis, createRedis } from '@keyward/redis';
+import { REDIS, closeRedis, createHotPathRedis } from '@keyward/redis';
 
 export interface PlatformOptions {
   config: KeywardConfig;
@@ -43,7 +43,8 @@ export class PlatformModule implements OnApplicationShutdown {
               max: options.dbPoolSize,
             }),
         },
-        { provide: REDIS, useFactory: () => createRedis(config.redisUrl) },
+        // On the request path: every command bounded by tens of milliseconds (see createHotPathRedis).
+        { provide: REDIS, useFactory: () => createHotPathRedis(config.redisUrl) },
         {
           provide: EventStore,
           inject: [DB, CLOCK],

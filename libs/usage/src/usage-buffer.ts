@@ -11,6 +11,8 @@ export interface UsageBufferOptions {
    */
   maxCells: number;
   onError: (error: unknown, message: string, detail?: Record<string, unknown>) => void;
+  /** How long `stop` waits for the last hand-off; 5 s unless given. */
+  stopTimeoutMs?: number;
 }
 
 /**
@@ -73,11 +75,30 @@ export class UsageBuffer implements UsageSink {
     this.reportDropped();
   }
 
-  /** Stops the timer and hands off everything held. */
+  /**
+   * Stops the timer and hands off everything held. A hand-off that Redis never answers (a hung
+   * server: ioredis 5 may never settle a MULTI whose connection died) must not hold the shutdown,
+   * so after `stopTimeoutMs` what is still held is reported and given up, as a crash loses it.
+   */
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    await this.flush();
+    let timer: NodeJS.Timeout | undefined;
+    const timeoutMs = this.options.stopTimeoutMs ?? 5_000;
+    const handed = await Promise.race([
+      this.flush().then(() => true),
+      new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (!handed) {
+      this.options.onError(
+        new Error(`usage hand-off not answered within ${timeoutMs} ms`),
+        'stopping without handing usage counts to Redis; they are lost',
+        { cells: this.tally.size },
+      );
+    }
   }
 
   private reportDropped(): void {

@@ -53,10 +53,49 @@ export async function recordDeliveries(db: Db, events: readonly RecordedEvent[])
 }
 
 /**
- * The after-commit step of every process that appends (the API, and the worker's sweeps): record
- * the deliveries the committed events call for, then queue one job per delivery (job id =
- * delivery id, so a repeat adds nothing). Throws when either fails; the caller logs it, and the
- * change stands.
+ * How long queuing a committed change's deliveries may take before it is given up and reported.
+ * The producer connection fails at once while Redis is disconnected and drops a silent one
+ * (producerConnection), but a queue that never connected waits for its first connection.
+ */
+export const QUEUE_DELIVERIES_TIMEOUT_MS = 2_000;
+
+/**
+ * Queues one job per delivery (job id = delivery id, so a repeat adds nothing). Throws when Redis
+ * does not take them within QUEUE_DELIVERIES_TIMEOUT_MS; the deliveries stay pending, and the
+ * lost-delivery sweep (requeuePendingDeliveries) queues them a minute later.
+ */
+export async function queueDeliveries(
+  queue: Queue<DeliverWebhookJob>,
+  ids: readonly string[],
+): Promise<void> {
+  if (ids.length === 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`webhook jobs not queued within ${QUEUE_DELIVERIES_TIMEOUT_MS} ms`)),
+      QUEUE_DELIVERIES_TIMEOUT_MS,
+    );
+  });
+  try {
+    await Promise.race([
+      queue.addBulk(
+        ids.map((deliveryId) => ({
+          name: JOB.deliverWebhook,
+          data: { deliveryId },
+          opts: { jobId: deliveryId },
+        })),
+      ),
+      timedOut,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * The after-commit step of the worker's appends (the sweeps): record the deliveries the committed
+ * events call for, then queue them. Throws when either fails; the caller logs it, and the change
+ * stands. The API records them the same way but queues them off the answer (WebhookDispatch).
  */
 export async function dispatchWebhooks(
   db: Db,
@@ -64,14 +103,7 @@ export async function dispatchWebhooks(
   events: readonly RecordedEvent[],
 ): Promise<number> {
   const ids = await recordDeliveries(db, events);
-  if (ids.length === 0) return 0;
-  await queue.addBulk(
-    ids.map((deliveryId) => ({
-      name: JOB.deliverWebhook,
-      data: { deliveryId },
-      opts: { jobId: deliveryId },
-    })),
-  );
+  await queueDeliveries(queue, ids);
   return ids.length;
 }
 

@@ -1,7 +1,7 @@
 import { Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
 import type { Queue } from 'bullmq';
 import { CONFIG, type KeywardConfig } from '@keyward/config';
-import { projectionsQueue } from '@keyward/jobs';
+import { closeQueue, projectionsQueue } from '@keyward/jobs';
 import { producerConnection } from '@keyward/redis';
 import { AdminController, PROJECTIONS_QUEUE } from './admin.controller';
 
@@ -21,6 +21,6 @@ export class AdminModule implements OnApplicationShutdown {
   constructor(@Inject(PROJECTIONS_QUEUE) private readonly queue: Queue) {}
 
   async onApplicationShutdown(): Promise<void> {
-    await this.queue.close();
+    await closeQueue(this.queue);
   }
 }
