@@ -346,7 +346,9 @@ export async function verifyBench(): Promise<number> {
   ];
 
   const results: RunResult[] = [];
-  for (const run of runs) {
+  // KEYWARD_BENCH_ONLY=name,name: only those runs (with the bare server), e.g. to profile one.
+  const only = process.env.KEYWARD_BENCH_ONLY?.split(',');
+  for (const run of runs.filter((r) => !only || r.name === 'bare fastify' || only.includes(r.name))) {
     const headers: Record<string, string> = { ...(run.method === 'POST' ? json : {}) };
     if (run.token) headers.authorization = `Bearer ${run.token}`;
     if (run.gatewayToken) headers['x-keyward-verifier'] = `Bearer ${run.gatewayToken}`;
