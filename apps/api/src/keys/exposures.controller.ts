@@ -2,37 +2,42 @@ import { Body, Controller, HttpCode, Inject, Post } from '@nestjs/common';
 import { CommandBus } from '@nestjs/cqrs';
 import { ApiBody, ApiTags } from '@nestjs/swagger';
 import { plainToInstance } from 'class-transformer';
-import { IsOptional, IsString, MaxLength, validateSync } from 'class-validator';
+import { IsString, MaxLength, validateSync } from 'class-validator';
 import type { CommandContext } from '@keyward/auth';
 import { ValidationFailed } from '@keyward/core';
 import { ReportExposuresCommand, type Exposure, type ExposureResult } from '@keyward/keys';
 import { Access } from '../auth/access.decorator';
 import { Ctx } from '../http/request-context';
 import { fieldErrors } from '../http/validation';
+import { OptionalNotNull } from '../http/validators';
 
-/** One finding: Keyward's shape `{ key, url, source }` or GitHub secret scanning's `{ token, type, url, source }`. */
+/**
+ * One finding: Keyward's shape `{ key, url, source }` or GitHub secret scanning's `{ token, type,
+ * url, source }`. A field sent as null is refused like any other non-string: a null key would
+ * otherwise reach the hash.
+ */
 export class ExposureDto {
-  @IsOptional()
+  @OptionalNotNull()
   @IsString()
   @MaxLength(1024)
   key?: string;
 
-  @IsOptional()
+  @OptionalNotNull()
   @IsString()
   @MaxLength(1024)
   token?: string;
 
-  @IsOptional()
+  @OptionalNotNull()
   @IsString()
   @MaxLength(200)
   type?: string;
 
-  @IsOptional()
+  @OptionalNotNull()
   @IsString()
   @MaxLength(2048)
   url?: string;
 
-  @IsOptional()
+  @OptionalNotNull()
   @IsString()
   @MaxLength(200)
   source?: string;
