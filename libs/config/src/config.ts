@@ -27,6 +27,10 @@ export interface KeywardConfig {
   webhookAllowPrivate: boolean;
   /** First retry delay of a failed webhook delivery; each later retry waits twice as long. */
   webhookRetryDelayMs: number;
+  /** Failed authentications one source ip may make in a window before the rest answer 429. */
+  authFailureLimit: number;
+  /** The window over which failed authentications are counted. */
+  authFailureWindowMs: number;
   /** Secret from which the key that encrypts webhook signing secrets at rest is derived. */
   encryptionKey: string;
 }
@@ -91,6 +95,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): KeywardConfig 
   const webhookAllowPrivate = flag(env, 'KEYWARD_WEBHOOK_ALLOW_PRIVATE', false);
   const webhookRetryDelayMs = wholeNumber(env, 'KEYWARD_WEBHOOK_RETRY_DELAY_MS', 10_000, [1, 3_600_000]);
 
+  // 100 per 5 minutes: far above what an honest source fails (a client with a stale token retries
+  // a few times a minute; a NAT of many such clients still fails well under 20 a minute), and far
+  // below a guessing campaign, which is cut off after 100 tries and then told to wait minutes.
+  const authFailureLimit = wholeNumber(env, 'KEYWARD_AUTH_FAILURE_LIMIT', 100, [1, 1_000_000]);
+  const authFailureWindowMs = wholeNumber(
+    env,
+    'KEYWARD_AUTH_FAILURE_WINDOW_MS',
+    300_000,
+    [1_000, 86_400_000],
+  );
+
   const encryptionKey = env.KEYWARD_ENCRYPTION_KEY || undefined;
   if (encryptionKey !== undefined && encryptionKey.length < 32) {
     throw new ConfigError('KEYWARD_ENCRYPTION_KEY', 'must be at least 32 characters long');
@@ -115,6 +130,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): KeywardConfig 
     abuseCron,
     webhookAllowPrivate,
     webhookRetryDelayMs,
+    authFailureLimit,
+    authFailureWindowMs,
     // A fixed value outside production, not one derived from the bootstrap token: that token is
     // made afresh at each start when unset (ensureBootstrapToken), and secrets encrypted under a
     // key derived from it would be unreadable after a restart. This value is public, so nothing

@@ -37,6 +37,8 @@ describe('loadConfig', () => {
       abuseCron: '* * * * *',
       webhookAllowPrivate: false,
       webhookRetryDelayMs: 10_000,
+      authFailureLimit: 100,
+      authFailureWindowMs: 300_000,
       encryptionKey: DEVELOPMENT_ENCRYPTION_KEY,
     });
   });
@@ -58,6 +60,8 @@ describe('loadConfig', () => {
         KEYWARD_ABUSE_CRON: '*/10 * * * * *',
         KEYWARD_WEBHOOK_ALLOW_PRIVATE: 'true',
         KEYWARD_WEBHOOK_RETRY_DELAY_MS: '250',
+        KEYWARD_AUTH_FAILURE_LIMIT: '20',
+        KEYWARD_AUTH_FAILURE_WINDOW_MS: '60000',
         KEYWARD_ENCRYPTION_KEY: KEY,
       }),
     ).toEqual({
@@ -76,6 +80,8 @@ describe('loadConfig', () => {
       abuseCron: '*/10 * * * * *',
       webhookAllowPrivate: true,
       webhookRetryDelayMs: 250,
+      authFailureLimit: 20,
+      authFailureWindowMs: 60_000,
       encryptionKey: KEY,
     });
   });
@@ -141,6 +147,12 @@ describe('loadConfig', () => {
     ['KEYWARD_WEBHOOK_ALLOW_PRIVATE', { KEYWARD_WEBHOOK_ALLOW_PRIVATE: 'TRUE' }],
     ['KEYWARD_WEBHOOK_RETRY_DELAY_MS', { KEYWARD_WEBHOOK_RETRY_DELAY_MS: '0' }],
     ['KEYWARD_WEBHOOK_RETRY_DELAY_MS', { KEYWARD_WEBHOOK_RETRY_DELAY_MS: '3600001' }],
+    ['KEYWARD_AUTH_FAILURE_LIMIT', { KEYWARD_AUTH_FAILURE_LIMIT: '0' }],
+    ['KEYWARD_AUTH_FAILURE_LIMIT', { KEYWARD_AUTH_FAILURE_LIMIT: '1000001' }],
+    ['KEYWARD_AUTH_FAILURE_LIMIT', { KEYWARD_AUTH_FAILURE_LIMIT: 'many' }],
+    ['KEYWARD_AUTH_FAILURE_WINDOW_MS', { KEYWARD_AUTH_FAILURE_WINDOW_MS: '999' }],
+    ['KEYWARD_AUTH_FAILURE_WINDOW_MS', { KEYWARD_AUTH_FAILURE_WINDOW_MS: '86400001' }],
+    ['KEYWARD_AUTH_FAILURE_WINDOW_MS', { KEYWARD_AUTH_FAILURE_WINDOW_MS: '5m' }],
     ['KEYWARD_ENCRYPTION_KEY', { KEYWARD_ENCRYPTION_KEY: 'k'.repeat(31) }],
     ['KEYWARD_ENCRYPTION_KEY', { NODE_ENV: 'production', KEYWARD_BOOTSTRAP_TOKEN: TOKEN }],
     [

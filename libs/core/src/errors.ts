@@ -58,6 +58,17 @@ export class PolicyViolation extends DomainError {
   }
 }
 
+/** Too many attempts for now: try again in `retryAfterSeconds` (the answer's Retry-After). */
+export class RateLimited extends DomainError {
+  readonly code = 'RATE_LIMITED';
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message);
+  }
+}
+
 /** A dependency (PostgreSQL, Redis) could not be reached; nothing was changed. */
 export class Unavailable extends DomainError {
   readonly code = 'UNAVAILABLE';

@@ -1,6 +1,6 @@
 import type Redis from 'ioredis';
 import { Unavailable } from '@keyward/core';
-import { isRedisReady } from '@keyward/redis';
+import { countInWindow, fixedWindow, isRedisReady } from '@keyward/redis';
 import type { RateLimit } from './key.events';
 
 export interface RateLimitState {
@@ -10,8 +10,8 @@ export interface RateLimitState {
 }
 
 /**
- * A fixed-window counter per key in Redis, so the limit holds across every API instance. The
- * window comes from the caller's clock (testable without sleeping); the counter expires with it.
+ * A fixed-window counter per key in Redis (countInWindow), so the limit holds across every API
+ * instance.
  *
  * On the verify path, so it never waits for Redis to come back: while the client is not connected
  * it throws Unavailable at once (a queued INCR would hold the answer until a reconnection and then
@@ -26,17 +26,13 @@ export class RateLimiter {
 
   async take(keyId: string, limit: RateLimit, now: Date): Promise<RateLimitState> {
     const windowMs = limit.windowSeconds * 1000;
-    const window = Math.floor(now.getTime() / windowMs);
-    const counter = `${this.prefix}:rl:${keyId}:${window}`;
+    const window = fixedWindow(now, windowMs);
     if (!isRedisReady(this.redis)) throw new Unavailable('the rate limit counter is unreachable');
-    const results = await this.redis.multi().incr(counter).pexpire(counter, windowMs).exec();
-    const error = results?.find(([e]) => e)?.[0];
-    if (!results || error) throw error ?? new Error('rate limit counter: no answer from Redis');
-    const count = Number(results[0][1]);
+    const count = await countInWindow(this.redis, `${this.prefix}:rl:${keyId}:${window.index}`, windowMs);
     return {
       allowed: count <= limit.limit,
       remaining: Math.max(0, limit.limit - count),
-      resetAt: new Date((window + 1) * windowMs),
+      resetAt: window.endsAt,
     };
   }
 }

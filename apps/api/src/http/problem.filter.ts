@@ -1,6 +1,13 @@
 import { Catch, HttpException, Logger, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
-import { Conflict, DomainError, PolicyViolation, ValidationFailed, isUnavailableError } from '@keyward/core';
+import {
+  Conflict,
+  DomainError,
+  PolicyViolation,
+  RateLimited,
+  ValidationFailed,
+  isUnavailableError,
+} from '@keyward/core';
 import { schemaFieldErrors } from '../keys/verify.schema';
 import { HttpProblem, problem, sendProblem, type Problem } from './problem';
 
@@ -11,6 +18,7 @@ const STATUS: Record<string, number> = {
   NOT_FOUND: 404,
   CONFLICT: 409,
   POLICY_VIOLATION: 422,
+  RATE_LIMITED: 429,
   UNAVAILABLE: 503,
 };
 
@@ -98,6 +106,7 @@ export class ProblemFilter implements ExceptionFilter {
     }
     if (res.sent || res.raw.headersSent) return;
     if (body.status === 503) void res.header('Retry-After', '5');
+    if (error instanceof RateLimited) void res.header('Retry-After', String(error.retryAfterSeconds));
     sendProblem(res, body);
   }
 }

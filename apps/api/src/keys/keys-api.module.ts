@@ -2,6 +2,7 @@ import { Injectable, Module, type OnApplicationShutdown, type OnModuleInit } fro
 import type Redis from 'ioredis';
 import { PinoLogger } from 'nestjs-pino';
 import { AccountsModule } from '@keyward/accounts';
+import { AuthFailureThrottle } from '@keyward/auth';
 import { TenantsModule } from '@keyward/tenants';
 import { CLOCK, type Clock } from '@keyward/core';
 import { CONFIG, type KeywardConfig } from '@keyward/config';
@@ -94,6 +95,15 @@ export class KeyCacheLifecycle implements OnModuleInit, OnApplicationShutdown {
       },
     },
     KeyCacheLifecycle,
+    {
+      provide: AuthFailureThrottle,
+      inject: [REDIS, CONFIG],
+      useFactory: (redis: Redis, config: KeywardConfig) =>
+        new AuthFailureThrottle(redis, config.redisPrefix, {
+          limit: config.authFailureLimit,
+          windowMs: config.authFailureWindowMs,
+        }),
+    },
     Authenticator,
     {
       provide: Verifier,

@@ -3,7 +3,7 @@ import { RouteSchema } from '@nestjs/platform-fastify';
 import { ApiBody, ApiExcludeEndpoint, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { callerAllows, tenantOf, type CommandContext } from '@keyward/auth';
-import { Unauthenticated, ValidationFailed } from '@keyward/core';
+import { RateLimited, Unauthenticated, ValidationFailed } from '@keyward/core';
 import {
   gatewayOutcome,
   isIpAddress,
@@ -121,6 +121,10 @@ export class VerifyController {
           'VERIFIER_UNAUTHENTICATED',
           'send X-Keyward-Verifier: Bearer <verifier credential>',
         );
+      }
+      if (error instanceof RateLimited) {
+        void reply.header('Retry-After', String(error.retryAfterSeconds));
+        return deny(reply, 429, 'RATE_LIMITED', error.message);
       }
       throw error;
     }

@@ -34,6 +34,20 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly authFailures = new Counter({
+    name: 'keyward_auth_failures_total',
+    help:
+      'Credentials sent and refused (answered 401, or 429 when throttled), by where their source ip was counted: ' +
+      'shared (Redis, every instance) or local (this instance alone, Redis unreachable)',
+    labelNames: ['counter'] as const,
+    registers: [this.registry],
+  });
+  readonly authThrottled = new Counter({
+    name: 'keyward_auth_throttled_total',
+    help: 'Failed authentications answered 429 because their source ip was over its limit of failures',
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'keyward_' });
   }
@@ -42,6 +56,12 @@ export class Metrics {
   verified(code: string, startedAt: number): void {
     this.verifications.inc({ code });
     this.verifyLatency.observe((performance.now() - startedAt) / 1000);
+  }
+
+  /** One failed authentication, and whether its source was over its limit (429). */
+  authenticationFailed(counter: 'shared' | 'local', throttled: boolean): void {
+    this.authFailures.inc({ counter });
+    if (throttled) this.authThrottled.inc();
   }
 
   /**
