@@ -1,3 +1,4 @@
+import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import type { INestApplication } from '@nestjs/common';
 import request, { type Response } from 'supertest';
@@ -122,4 +123,41 @@ export function expectProblem(res: Response, status: number, code: string): void
       detail: expect.any(String),
     }),
   );
+}
+
+/** Another API instance on the same database and clock, listening on a port of its own. */
+export interface ApiInstance {
+  app: INestApplication;
+  http: ReturnType<typeof request>;
+  logs(): string;
+}
+
+/**
+ * A second (third...) instance of the app beside `api`: the same database and clock, the given
+ * config (by default `api`'s, so the same Redis prefix and invalidation channel), its own logs.
+ */
+export async function startInstance(api: TestApi, config: KeywardConfig = api.config): Promise<ApiInstance> {
+  const logStream = new PassThrough();
+  const lines: string[] = [];
+  logStream.on('data', (chunk: Buffer) => lines.push(chunk.toString('utf8')));
+  const app = await createApi({ config, clock: api.clock, logStream });
+  await app.listen(0, '127.0.0.1');
+  const { port } = app.getHttpServer().address() as AddressInfo;
+  return { app, http: request(`http://127.0.0.1:${port}`), logs: () => lines.join('') };
+}
+
+/** "METHOD url status" of every answer of 500 or more in these log lines (503 too unless excepted). */
+export function serverErrorsIn(logs: string, options: { except503?: boolean } = {}): string[] {
+  return logs
+    .split('\n')
+    .filter(Boolean)
+    .map(
+      (line) =>
+        JSON.parse(line) as { res?: { statusCode?: number }; req?: { method?: string; url?: string } },
+    )
+    .filter((entry) => {
+      const status = entry.res?.statusCode ?? 0;
+      return status >= 500 && !(options.except503 && status === 503);
+    })
+    .map((entry) => `${entry.req?.method} ${entry.req?.url} ${entry.res?.statusCode}`);
 }

@@ -1,13 +1,8 @@
-import type { AddressInfo } from 'node:net';
-import { PassThrough } from 'node:stream';
-import type { INestApplication } from '@nestjs/common';
 import type Redis from 'ioredis';
-import request, { type Response } from 'supertest';
-import type { KeywardConfig } from '@keyward/config';
+import type { Response } from 'supertest';
 import { randomBase62 } from '@keyward/core';
 import { issueKeySecret } from '@keyward/keys';
 import { HOT_PATH_TIMEOUT_MS, REDIS } from '@keyward/redis';
-import { createApi } from '../app';
 import {
   BOOTSTRAP_TOKEN,
   bearer,
@@ -16,6 +11,9 @@ import {
   newServerErrors,
   startTestApi,
   type TestApi,
+  startInstance,
+  serverErrorsIn,
+  type ApiInstance,
 } from '../../../../test/support/api';
 import { TcpProxy } from '../../../../test/support/tcp-proxy';
 import { waitFor } from '../../../../test/support/wait';
@@ -32,37 +30,9 @@ import { waitFor } from '../../../../test/support/wait';
 const LIMIT = 100;
 const WINDOW_MS = 300_000;
 
-interface Instance {
-  app: INestApplication;
-  http: ReturnType<typeof request>;
-  logs: () => string;
-}
-
 let api: TestApi;
-let one: Instance;
-let two: Instance;
-
-async function instance(config: KeywardConfig = api.config): Promise<Instance> {
-  const logStream = new PassThrough();
-  const lines: string[] = [];
-  logStream.on('data', (chunk: Buffer) => lines.push(chunk.toString('utf8')));
-  const app = await createApi({ config, clock: api.clock, logStream });
-  await app.listen(0, '127.0.0.1');
-  const { port } = app.getHttpServer().address() as AddressInfo;
-  return { app, http: request(`http://127.0.0.1:${port}`), logs: () => lines.join('') };
-}
-
-function serverErrors(logs: string): string[] {
-  return logs
-    .split('\n')
-    .filter(Boolean)
-    .map(
-      (line) =>
-        JSON.parse(line) as { res?: { statusCode?: number }; req?: { method?: string; url?: string } },
-    )
-    .filter((entry) => (entry.res?.statusCode ?? 0) >= 500)
-    .map((entry) => `${entry.req?.method} ${entry.req?.url} ${entry.res?.statusCode}`);
-}
+let one: ApiInstance;
+let two: ApiInstance;
 
 let admin: string;
 let verifier: string;
@@ -72,8 +42,8 @@ beforeAll(async () => {
   api = await startTestApi();
   expect(api.config.authFailureLimit).toBe(LIMIT);
   expect(api.config.authFailureWindowMs).toBe(WINDOW_MS);
-  one = await instance();
-  two = await instance();
+  one = await startInstance(api);
+  two = await startInstance(api);
   const t = await createTenant(api, 'throttle');
   tenantId = t.tenantId;
   admin = t.admin;
@@ -86,8 +56,8 @@ afterAll(async () => {
 });
 afterEach(() => {
   expect(newServerErrors(api)).toEqual([]);
-  expect(serverErrors(one.logs())).toEqual([]);
-  expect(serverErrors(two.logs())).toEqual([]);
+  expect(serverErrorsIn(one.logs())).toEqual([]);
+  expect(serverErrorsIn(two.logs())).toEqual([]);
 });
 
 let ipSeq = 0;
@@ -109,12 +79,12 @@ function badToken(i: number): string {
   }
 }
 
-function probe(on: Instance | TestApi, ip: string, token: string): Promise<Response> {
+function probe(on: ApiInstance | TestApi, ip: string, token: string): Promise<Response> {
   return on.http.get(`/v1/operators?tenantId=${tenantId}`).set({ ...bearer(token), 'X-Forwarded-For': ip });
 }
 
 /** `n` bad tokens from `ip`, one after another; the statuses in order. */
-async function guess(on: Instance | TestApi, ip: string, n: number): Promise<number[]> {
+async function guess(on: ApiInstance | TestApi, ip: string, n: number): Promise<number[]> {
   const statuses: number[] = [];
   for (let i = 0; i < n; i++) statuses.push((await probe(on, ip, badToken(i))).status);
   return statuses;
@@ -137,7 +107,7 @@ function secondsLeft(): number {
   return Math.ceil(((Math.floor(now / WINDOW_MS) + 1) * WINDOW_MS - now) / 1000);
 }
 
-async function scrape(on: Instance): Promise<{ shared: number; local: number; throttled: number }> {
+async function scrape(on: ApiInstance): Promise<{ shared: number; local: number; throttled: number }> {
   const text = (await on.http.get('/metrics').expect(200)).text;
   const value = (pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? 0);
   return {
@@ -313,12 +283,12 @@ describe('the gateway check', () => {
 
 describe('with Redis unreachable', () => {
   let proxy: TcpProxy;
-  let away: Instance;
+  let away: ApiInstance;
 
   beforeAll(async () => {
     proxy = TcpProxy.forUrl(api.config.redisUrl);
     await proxy.start();
-    away = await instance({ ...api.config, redisUrl: proxy.url(api.config.redisUrl) });
+    away = await startInstance(api, { ...api.config, redisUrl: proxy.url(api.config.redisUrl) });
   });
   afterAll(async () => {
     await proxy?.refuse();
@@ -326,7 +296,7 @@ describe('with Redis unreachable', () => {
   });
   afterEach(() => {
     // 503 would be the failure this test rules out; nothing else may be 5xx either.
-    expect(serverErrors(away.logs())).toEqual([]);
+    expect(serverErrorsIn(away.logs())).toEqual([]);
   });
 
   it('answers 401 and counts on the instance alone (429 past the limit), never 503, and valid credentials pass at once', async () => {

@@ -15,6 +15,7 @@ import {
   startTestApi,
   type TenantFixture,
   type TestApi,
+  serverErrorsIn,
 } from '../../../../test/support/api';
 import { TcpProxy } from '../../../../test/support/tcp-proxy';
 import { waitFor } from '../../../../test/support/wait';
@@ -87,21 +88,8 @@ beforeEach(async () => {
 
 afterEach(() => {
   expect(newServerErrors(api)).toEqual([]);
-  expect(serverErrors(away.logs())).toEqual([]);
+  expect(serverErrorsIn(away.logs(), { except503: true })).toEqual([]);
 });
-
-/** Answers of 500 or more other than 503, from the instance's request log. */
-function serverErrors(logs: string): string[] {
-  return logs
-    .split('\n')
-    .filter(Boolean)
-    .map(
-      (line) =>
-        JSON.parse(line) as { res?: { statusCode?: number }; req?: { method?: string; url?: string } },
-    )
-    .filter((entry) => (entry.res?.statusCode ?? 0) >= 500 && entry.res?.statusCode !== 503)
-    .map((entry) => `${entry.req?.method} ${entry.req?.url} ${entry.res?.statusCode}`);
-}
 
 /** Connections subscribed to this file's invalidation channel (one per live instance). */
 async function subscribers(): Promise<number> {

@@ -1,17 +1,15 @@
-import type { AddressInfo } from 'node:net';
-import { PassThrough } from 'node:stream';
-import type { INestApplication } from '@nestjs/common';
 import Redis from 'ioredis';
-import request, { type Response } from 'supertest';
-import type { KeywardConfig } from '@keyward/config';
+import type { Response } from 'supertest';
 import { KeyInvalidations } from '@keyward/keys';
-import { createApi } from '../app';
 import {
   bearer,
   createTenant,
   newServerErrors,
   startTestApi,
   type TestApi,
+  startInstance,
+  serverErrorsIn,
+  type ApiInstance,
 } from '../../../../test/support/api';
 
 /**
@@ -22,46 +20,14 @@ import {
 
 const PROPAGATION_MS = 1_000;
 
-interface Instance {
-  app: INestApplication;
-  http: ReturnType<typeof request>;
-  logs: () => string;
-}
-
 let api: TestApi;
-let one: Instance;
-let two: Instance;
-
-/**
- * A separate app on the test database, listening on a port of its own; on the test's Redis prefix
- * (so on its invalidation channel) unless the config says otherwise.
- */
-async function instance(config: KeywardConfig = api.config): Promise<Instance> {
-  const logStream = new PassThrough();
-  const lines: string[] = [];
-  logStream.on('data', (chunk: Buffer) => lines.push(chunk.toString('utf8')));
-  const app = await createApi({ config, clock: api.clock, logStream });
-  await app.listen(0, '127.0.0.1');
-  const { port } = app.getHttpServer().address() as AddressInfo;
-  return { app, http: request(`http://127.0.0.1:${port}`), logs: () => lines.join('') };
-}
-
-function serverErrors(logs: string): string[] {
-  return logs
-    .split('\n')
-    .filter(Boolean)
-    .map(
-      (line) =>
-        JSON.parse(line) as { res?: { statusCode?: number }; req?: { method?: string; url?: string } },
-    )
-    .filter((entry) => (entry.res?.statusCode ?? 0) >= 500)
-    .map((entry) => `${entry.req?.method} ${entry.req?.url} ${entry.res?.statusCode}`);
-}
+let one: ApiInstance;
+let two: ApiInstance;
 
 beforeAll(async () => {
   api = await startTestApi();
-  one = await instance();
-  two = await instance();
+  one = await startInstance(api);
+  two = await startInstance(api);
 });
 afterAll(async () => {
   await one?.app.close();
@@ -71,8 +37,8 @@ afterAll(async () => {
 
 afterEach(() => {
   expect(newServerErrors(api)).toEqual([]);
-  expect(serverErrors(one.logs())).toEqual([]);
-  expect(serverErrors(two.logs())).toEqual([]);
+  expect(serverErrorsIn(one.logs())).toEqual([]);
+  expect(serverErrorsIn(two.logs())).toEqual([]);
 });
 
 type Headers = Record<string, string>;
@@ -114,7 +80,7 @@ async function setup(overrides: Record<string, unknown> = {}): Promise<{
   };
 }
 
-function verify(on: Instance, auth: Headers, body: Record<string, unknown>): Promise<Response> {
+function verify(on: ApiInstance, auth: Headers, body: Record<string, unknown>): Promise<Response> {
   return on.http.post('/v1/verify').set(auth).send(body);
 }
 
@@ -134,7 +100,7 @@ async function bothAccept(auth: Headers, body: Record<string, unknown>): Promise
  * it keeps answering so (no flapping back to valid). Returns how long it took.
  */
 async function refusedWithinASecond(
-  on: Instance,
+  on: ApiInstance,
   auth: Headers,
   body: Record<string, unknown>,
   code: string,
@@ -319,8 +285,8 @@ describe('the key cache when an invalidation is lost', () => {
    * An instance on a channel of its own: it caches like any other but hears none of the
    * invalidations the others send, which is what a lost message looks like from its side.
    */
-  async function deaf(): Promise<Instance> {
-    return instance({ ...api.config, redisPrefix: `${api.config.redisPrefix}-deaf` });
+  async function deaf(): Promise<ApiInstance> {
+    return startInstance(api, { ...api.config, redisPrefix: `${api.config.redisPrefix}-deaf` });
   }
 
   it('keeps a revoked key alive on an instance that missed the message no longer than the entry lifetime', async () => {
@@ -340,7 +306,7 @@ describe('the key cache when an invalidation is lost', () => {
         valid: false,
         code: 'REVOKED',
       });
-      expect(serverErrors(deafened.logs())).toEqual([]);
+      expect(serverErrorsIn(deafened.logs())).toEqual([]);
     } finally {
       await deafened.app.close();
     }
@@ -384,7 +350,7 @@ describe('the key cache when an invalidation is lost', () => {
       expect((await verify(deafened, t.verifier, { key: t.key })).body.valid).toBe(true);
       await one.http.post(`/v1/keys/${t.keyId}/revoke`).set(t.admin).send({}).expect(200);
       expect((await verify(deafened, t.verifier, { key: t.key })).body.valid).toBe(true);
-      expect(serverErrors(deafened.logs())).toEqual([]);
+      expect(serverErrorsIn(deafened.logs())).toEqual([]);
     } finally {
       admin.disconnect();
       await deafened.app.close();
@@ -416,7 +382,7 @@ describe('operator credentials', () => {
     return { ...s, verifier };
   }
 
-  async function refusedWithin(on: Instance, auth: Headers, key: string, since: number): Promise<number> {
+  async function refusedWithin(on: ApiInstance, auth: Headers, key: string, since: number): Promise<number> {
     for (;;) {
       const res = await verify(on, auth, { key });
       if (res.status === 401) return Date.now() - since;
@@ -439,7 +405,10 @@ describe('operator credentials', () => {
   });
 
   it('keeps a deleted operator on an instance that missed the message no longer than the entry lifetime', async () => {
-    const deafened = await instance({ ...api.config, redisPrefix: `${api.config.redisPrefix}-deaf-op` });
+    const deafened = await startInstance(api, {
+      ...api.config,
+      redisPrefix: `${api.config.redisPrefix}-deaf-op`,
+    });
     try {
       const s = await operatorSetup();
       expect((await verify(deafened, s.verifier.auth, { key: s.key })).body.valid).toBe(true);
@@ -457,7 +426,10 @@ describe('operator credentials', () => {
   });
 
   it('does not trust cached operators while its subscription is down', async () => {
-    const deafened = await instance({ ...api.config, redisPrefix: `${api.config.redisPrefix}-deaf-sub` });
+    const deafened = await startInstance(api, {
+      ...api.config,
+      redisPrefix: `${api.config.redisPrefix}-deaf-sub`,
+    });
     const admin = new Redis(api.config.redisUrl);
     try {
       const s = await operatorSetup();
