@@ -13,7 +13,16 @@ export interface UsageBufferOptions {
   onError: (error: unknown, message: string, detail?: Record<string, unknown>) => void;
   /** How long `stop` waits for the last hand-off; 5 s unless given. */
   stopTimeoutMs?: number;
+  /**
+   * How long a hand-off may go unanswered before its counts are given up; 5 s unless given. A hung
+   * Redis may never settle a MULTI whose connection died (ioredis 5), and without this bound every
+   * later hand-off would wait behind it for good.
+   */
+  handOffTimeoutMs?: number;
 }
+
+/** A hand-off Redis did not answer in time: it may or may not have been applied. */
+class Unanswered extends Error {}
 
 /**
  * Counts verifications in process and hands the sums to Redis every `intervalMs`, so the verify
@@ -58,9 +67,22 @@ export class UsageBuffer implements UsageSink {
     if (this.tally.empty) return this.reportDropped();
     const tally = this.tally;
     this.tally = new UsageTally();
-    this.handing = this.counters
-      .add(tally)
+    let timer: NodeJS.Timeout | undefined;
+    const added = this.counters.add(tally);
+    const unanswered = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Unanswered()), this.options.handOffTimeoutMs ?? 5_000);
+    });
+    this.handing = Promise.race([added, unanswered])
       .catch((error: unknown) => {
+        if (error instanceof Unanswered) {
+          // It may yet be applied, so these counts cannot be tried again without counting twice:
+          // given up, as a crash would lose them, and the next hand-offs go on.
+          added.catch(() => undefined);
+          this.options.onError(error, 'Redis did not answer a usage hand-off; its counts are given up', {
+            cells: tally.size,
+          });
+          return;
+        }
         // Back into the buffer for the next try: Redis may be away only for a moment.
         tally.merge(this.tally);
         this.tally = tally;
@@ -69,6 +91,7 @@ export class UsageBuffer implements UsageSink {
         });
       })
       .finally(() => {
+        clearTimeout(timer);
         this.handing = null;
       });
     await this.handing;

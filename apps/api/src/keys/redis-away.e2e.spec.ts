@@ -5,6 +5,7 @@ import Redis from 'ioredis';
 import request, { type Response } from 'supertest';
 import { QUEUES } from '@keyward/jobs';
 import { HOT_PATH_TIMEOUT_MS, producerConnection } from '@keyward/redis';
+import { UsageBuffer } from '@keyward/usage';
 import { requeuePendingDeliveries } from '@keyward/webhooks';
 import { createApi } from '../app';
 import {
@@ -277,4 +278,46 @@ describe('verify while Redis is away', () => {
     console.warn(`redis-away: Redis hung: cache distrusted after ${ms} ms`);
     expect(ms).toBeLessThan(SILENT_SUBSCRIPTION_MS);
   });
+
+  it('keeps handing usage to Redis after a hand-off that a hung Redis never answered', async () => {
+    const t = await tenant();
+    const verifier = bearer(await t.token('verifier'));
+    const before = await issueKey(t, null);
+    const other = await tenant();
+    const otherVerifier = bearer(await other.token('verifier'));
+    const after = await issueKey(other, null);
+    const buffer = away.app.get(UsageBuffer);
+    await buffer.flush();
+
+    proxy.hang();
+    expect((await away.http.post('/v1/verify').set(verifier).send({ key: before.secret })).status).toBe(200);
+    const started = Date.now();
+    // Redis never answers this hand-off; it must not hold every later one behind it.
+    await buffer.flush();
+    const gaveUpMs = Date.now() - started;
+    console.warn(`redis-away: an unanswered usage hand-off was given up after ${gaveUpMs} ms`);
+    expect(gaveUpMs).toBeLessThan(7_000);
+
+    await proxy.pass();
+    await waitFor('the instance to reach Redis again', async () => {
+      const res = await away.http.get('/health/ready');
+      return res.body?.details?.redis?.status === 'up';
+    });
+    expect(
+      (await away.http.post('/v1/verify').set(otherVerifier).send({ key: after.secret })).body.valid,
+    ).toBe(true);
+    // The buffer's own connection notices the hung one is dead and makes a new one; from then on
+    // its hand-offs land again (a failed one keeps its counts for the next).
+    const back = Date.now();
+    await waitFor(
+      "the later verification's count in Redis",
+      async () => {
+        await buffer.flush();
+        const counts = await redis.hgetall(`${api.config.redisPrefix}:{usage}:counts`);
+        return Object.keys(counts).some((cell) => cell.includes(after.id));
+      },
+      10_000,
+    );
+    console.warn(`redis-away: usage handed to Redis again ${Date.now() - back} ms after it came back`);
+  }, 30_000);
 });

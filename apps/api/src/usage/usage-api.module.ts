@@ -5,7 +5,7 @@ import { AccountsModule } from '@keyward/accounts';
 import { CONFIG, type KeywardConfig } from '@keyward/config';
 import { DB, type Db } from '@keyward/db';
 import { KeysModule } from '@keyward/keys';
-import { closeRedis, createRedis } from '@keyward/redis';
+import { DEAD_CONNECTION_MS, closeRedis, createRedis } from '@keyward/redis';
 import { UsageBuffer, UsageCounters, UsageReader } from '@keyward/usage';
 import { UsageController } from './usage.controller';
 
@@ -26,7 +26,9 @@ const MAX_BUFFERED_CELLS = 100_000;
     {
       provide: USAGE_REDIS,
       inject: [CONFIG],
-      useFactory: (config: KeywardConfig) => createRedis(config.redisUrl),
+      // A hung connection is dropped and made again, so hand-offs resume when Redis answers.
+      useFactory: (config: KeywardConfig) =>
+        createRedis(config.redisUrl, { socketTimeout: DEAD_CONNECTION_MS }),
     },
     {
       provide: UsageBuffer,
