@@ -8,8 +8,8 @@ import {
   ValidationFailed,
   isUnavailableError,
 } from '@keyward/core';
-import { schemaFieldErrors } from '../keys/verify.schema';
 import { HttpProblem, problem, sendProblem, type Problem } from './problem';
+import { schemaFieldErrors, type SchemaError } from './validation';
 
 const STATUS: Record<string, number> = {
   VALIDATION_FAILED: 400,
@@ -44,7 +44,7 @@ function fromFastifyError(error: unknown): Problem | undefined {
   const e = error as {
     code?: unknown;
     statusCode?: unknown;
-    validation?: Parameters<typeof schemaFieldErrors>[0];
+    validation?: SchemaError[];
   };
   if (typeof e?.code !== 'string' || !e.code.startsWith('FST_') || typeof e.statusCode !== 'number') return;
   if (e.validation) {

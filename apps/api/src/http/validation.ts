@@ -28,3 +28,29 @@ export function validationPipe(): ValidationPipe {
     exceptionFactory: (errors) => new ValidationFailed('the request is not valid', fieldErrors(errors)),
   });
 }
+
+/** One error of a Fastify route schema (ajv). */
+export interface SchemaError {
+  instancePath: string;
+  keyword: string;
+  params: Record<string, unknown>;
+  message?: string;
+}
+
+/** ajv's errors in the field shape every other 400 has: `{ field: "source.ip", message }`. */
+export function schemaFieldErrors(errors: readonly SchemaError[]): FieldError[] {
+  return errors.map((error) => {
+    const path = error.instancePath.split('/').filter(Boolean).join('.');
+    const within = (name: unknown) => (path ? `${path}.${String(name)}` : String(name));
+    if (error.keyword === 'additionalProperties') {
+      const field = within(error.params.additionalProperty);
+      return { field, message: `${field} is not a known field` };
+    }
+    if (error.keyword === 'required') {
+      const field = within(error.params.missingProperty);
+      return { field, message: `${field} is required` };
+    }
+    const field = path || '(body)';
+    return { field, message: `${field} ${error.message ?? 'is not valid'}` };
+  });
+}

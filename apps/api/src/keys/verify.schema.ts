@@ -1,5 +1,3 @@
-import type { FieldError } from '@keyward/core';
-
 const text = (maxLength: number, example: string) => ({ type: 'string', maxLength, example }) as const;
 
 /**
@@ -31,28 +29,3 @@ export const VERIFY_BODY = {
 /** A source ip is one address, by the rule the verify decision applies (isIpAddress). */
 export const SOURCE_IP_MESSAGE =
   'source.ip must be one IPv4 or IPv6 address such as 10.20.1.7 or 2001:db8::7 (no port, prefix or zone)';
-
-interface SchemaError {
-  instancePath: string;
-  keyword: string;
-  params: Record<string, unknown>;
-  message?: string;
-}
-
-/** ajv's errors in the field shape every other 400 has: `{ field: "source.ip", message }`. */
-export function schemaFieldErrors(errors: readonly SchemaError[]): FieldError[] {
-  return errors.map((error) => {
-    const path = error.instancePath.split('/').filter(Boolean).join('.');
-    const within = (name: unknown) => (path ? `${path}.${String(name)}` : String(name));
-    if (error.keyword === 'additionalProperties') {
-      const field = within(error.params.additionalProperty);
-      return { field, message: `${field} is not a known field` };
-    }
-    if (error.keyword === 'required') {
-      const field = within(error.params.missingProperty);
-      return { field, message: `${field} is required` };
-    }
-    const field = path || '(body)';
-    return { field, message: `${field} ${error.message ?? 'is not valid'}` };
-  });
-}
