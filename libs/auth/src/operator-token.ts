@@ -21,8 +21,12 @@ export function isOperatorTokenForm(value: string): boolean {
   return OPERATOR_TOKEN.test(value);
 }
 
+export function sha256(value: string): Buffer {
+  return createHash('sha256').update(value).digest();
+}
+
 export function sha256Hex(value: string): string {
-  return createHash('sha256').update(value).digest('hex');
+  return sha256(value).toString('hex');
 }
 
 /** Compares two secrets in time independent of where they differ (and of their lengths). */

@@ -1,14 +1,8 @@
+import { timingSafeEqual } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { CLOCK, RateLimited, Unauthenticated, type Clock } from '@keyward/core';
 import { CONFIG, type KeywardConfig } from '@keyward/config';
-import {
-  AuthFailureThrottle,
-  isOperatorTokenForm,
-  secretsEqual,
-  sha256Hex,
-  type Caller,
-  type Role,
-} from '@keyward/auth';
+import { AuthFailureThrottle, isOperatorTokenForm, sha256, type Caller, type Role } from '@keyward/auth';
 import { Verifier, type KeyRecord } from '@keyward/keys';
 import { OperatorReader } from '@keyward/tenants';
 import { Metrics } from '../observability/metrics';
@@ -48,6 +42,9 @@ export class Authenticator {
   ) {}
 
   private readonly logger = new Logger('Authenticator');
+  /** Hashed once: every request compares against it. */
+  private readonly bootstrapDigest =
+    this.config.bootstrapToken === undefined ? null : sha256(this.config.bootstrapToken);
 
   async authenticate(header: string | undefined, sourceIp: string | null): Promise<Authenticated> {
     if (!header) throw new Unauthenticated(SEND_BEARER);
@@ -80,7 +77,10 @@ export class Authenticator {
   }
 
   private async identify(credential: string, sourceIp: string | null): Promise<Authenticated | null> {
-    if (this.config.bootstrapToken !== undefined && secretsEqual(credential, this.config.bootstrapToken)) {
+    // One SHA-256 of the credential serves both the bootstrap comparison (constant time, and
+    // blind to length) and the operator lookup.
+    const digest = sha256(credential);
+    if (this.bootstrapDigest && timingSafeEqual(digest, this.bootstrapDigest)) {
       return { caller: { kind: 'bootstrap' }, key: null };
     }
     if (credential.startsWith('kw_')) {
@@ -101,7 +101,7 @@ export class Authenticator {
       }
     }
     if (isOperatorTokenForm(credential)) {
-      const hash = sha256Hex(credential);
+      const hash = digest.toString('hex');
       const operator = await this.operatorCache.get(
         hash,
         async () => (await this.operators.byTokenHash(hash)) ?? null,
