@@ -1,4 +1,5 @@
 import { CANONICAL_RESOURCE, isIpAddress, parseCidr } from '@keyward/keys';
+import { ipAddressBytes } from '@keyward/core';
 
 /**
  * Form rules for account fields, shared by the DTO validators (400 at the edge) and the
@@ -49,8 +50,8 @@ export function cidrError(cidr: string): string | null {
       ? `"${cidr}" has a prefix longer than the address`
       : `"${cidr}" is not an IPv4 or IPv6 CIDR such as 10.20.0.0/16`;
   }
-  const { network, bits, family } = parsed;
-  const bytes = addressBytes(network, family);
+  const { network, bits } = parsed;
+  const bytes = ipAddressBytes(network);
   if (!bytes) return `"${cidr}" is not an IPv4 or IPv6 CIDR such as 10.20.0.0/16`;
   const hostBitsSet = bytes.some(
     (byte, i) => (byte & (0xff >> Math.min(8, Math.max(0, bits - 8 * i)))) !== 0,
@@ -62,24 +63,4 @@ export function cidrError(cidr: string): string | null {
 /** Sorted and without duplicates, so equal sets compare equal and events carry one spelling. */
 export function normalizedSet(values: readonly string[]): string[] {
   return [...new Set(values)].sort();
-}
-
-/** The address's bytes (4 or 16), or null for a form this does not read (an IPv6 zone). */
-function addressBytes(address: string, family: number): number[] | null {
-  if (family === 4) return address.split('.').map(Number);
-  if (address.includes('%')) return null;
-  // A trailing dotted quad (::ffff:10.0.0.0) stands for the last two groups.
-  const text = address.replace(/(\d+)\.(\d+)\.(\d+)\.(\d+)$/, (_, a, b, c, d) =>
-    [(Number(a) << 8) | Number(b), (Number(c) << 8) | Number(d)].map((n) => n.toString(16)).join(':'),
-  );
-  const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
-  const headGroups = head ? head.split(':') : [];
-  const tailGroups = tail ? tail.split(':') : [];
-  const zeros = tail === undefined ? 0 : 8 - headGroups.length - tailGroups.length;
-  const groups = [...headGroups, ...Array<string>(zeros).fill('0'), ...tailGroups];
-  const bytes = groups.flatMap((group) => {
-    const n = parseInt(group, 16);
-    return [n >> 8, n & 0xff];
-  });
-  return bytes.length === 16 ? bytes : null;
 }

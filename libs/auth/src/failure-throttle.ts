@@ -1,5 +1,5 @@
-import { isIP } from 'node:net';
 import type Redis from 'ioredis';
+import { ipAddressBytes } from '@keyward/core';
 import { countInWindow, fixedWindow, isRedisReady } from '@keyward/redis';
 
 /** How many failed authentications one source may make in one window before it is throttled. */
@@ -113,30 +113,11 @@ export class AuthFailureThrottle {
  * rather than as a Redis key of whatever text it was.
  */
 export function failureSource(ip: string): string {
-  const address = ip.split('%')[0];
-  const version = isIP(address);
-  if (version === 0) return 'not-an-address';
-  if (version === 4) return address;
-  const groups = ipv6Groups(address);
-  const mapped = groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff;
-  if (mapped) return [groups[6] >> 8, groups[6] & 0xff, groups[7] >> 8, groups[7] & 0xff].join('.');
-  return `${groups
-    .slice(0, 4)
-    .map((g) => g.toString(16))
-    .join(':')}::/64`;
-}
-
-/** The eight 16-bit groups of a valid IPv6 address (isIP), `::` and an IPv4 tail expanded. */
-function ipv6Groups(address: string): number[] {
-  let text = address;
-  const tail = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
-  if (tail) {
-    const [a, b, c, d] = tail.slice(1).map(Number);
-    text = `${text.slice(0, tail.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const [head, rest] = text.split('::');
-  const before = head ? head.split(':') : [];
-  const after = rest ? rest.split(':') : [];
-  const zeros = rest === undefined ? [] : Array<string>(8 - before.length - after.length).fill('0');
-  return [...before, ...zeros, ...after].map((group) => parseInt(group, 16));
+  const bytes = ipAddressBytes(ip.split('%')[0]);
+  if (!bytes) return 'not-an-address';
+  if (bytes.length === 4) return bytes.join('.');
+  const mapped = bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
+  if (mapped) return bytes.slice(12).join('.');
+  const groups = [0, 2, 4, 6].map((i) => ((bytes[i] << 8) | bytes[i + 1]).toString(16));
+  return `${groups.join(':')}::/64`;
 }

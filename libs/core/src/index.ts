@@ -6,3 +6,4 @@ export * from './pg-errors';
 export * from './cursor';
 export * from './text';
 export * from './invalidated-cache';
+export * from './ip-address';
