@@ -25,7 +25,7 @@ export function keyInvalidationsChannel(redisPrefix: string): string {
 }
 
 /**
- * Tells every API instance which cached keys and accounts the committed events changed. Also how
+ * Tells every API instance which cached keys, accounts and operators the committed events changed. Also how
  * the worker's appends (a key revoked as unused, a rotation's replacement revoked) reach the
  * verify caches, so none of them waits out the cache lifetime. Answers whether it published.
  */
@@ -42,8 +42,8 @@ export async function publishKeyInvalidations(
 
 /**
  * Carries key invalidations between API instances over Redis pub/sub and keeps the local
- * caches (keys, operator credentials) honest: the cache is trusted only while this instance's subscription is live. When
- * the subscriber connection drops, or goes silent (a hung Redis: see SUBSCRIPTION_HEARTBEAT_MS),
+ * caches (keys, operator credentials) honest: they are trusted only while this instance's
+ * subscription is live. When the subscriber connection drops, or goes silent (a hung Redis: see SUBSCRIPTION_HEARTBEAT_MS),
  * messages sent meanwhile are lost, so the cache is emptied and bypassed until the channel is
  * subscribed again.
  *

@@ -2,7 +2,7 @@ import { All, Body, Controller, HttpCode, Inject, Post, Req, Res } from '@nestjs
 import { RouteSchema } from '@nestjs/platform-fastify';
 import { ApiBody, ApiExcludeEndpoint, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { callerAllows, tenantOf, type CommandContext } from '@keyward/auth';
+import { tenantOf, type CommandContext } from '@keyward/auth';
 import { RateLimited, Unauthenticated, ValidationFailed } from '@keyward/core';
 import {
   gatewayOutcome,
@@ -12,7 +12,8 @@ import {
   type VerifyAnswer,
   type VerifyRequest,
 } from '@keyward/keys';
-import { Access, Public } from '../auth/access.decorator';
+import { Access, Public, type AccessRule } from '../auth/access.decorator';
+import { allows } from '../auth/auth.guard';
 import { Authenticator } from '../auth/authenticator';
 import { problem } from '../http/problem';
 import { Ctx } from '../http/request-context';
@@ -20,6 +21,8 @@ import { Metrics } from '../observability/metrics';
 import { SOURCE_IP_MESSAGE, VERIFY_BODY } from './verify.schema';
 
 const VERIFIER_HEADER = 'x-keyward-verifier';
+/** What POST /v1/verify's route asks of its caller, asked here of the gateway's credential. */
+const VERIFY_RULE: AccessRule = { permission: 'verify' };
 
 function header(request: FastifyRequest, name: string): string | undefined {
   const value = request.headers[name];
@@ -73,7 +76,7 @@ export class VerifyController {
 
   @Post('verify')
   @HttpCode(200)
-  @Access({ permission: 'verify' })
+  @Access(VERIFY_RULE)
   @RouteSchema({ body: VERIFY_BODY })
   @ApiBody({ schema: VERIFY_BODY as object })
   async verify(@Ctx() ctx: CommandContext, @Body() body: VerifyRequest): Promise<VerifyAnswer> {
@@ -109,7 +112,7 @@ export class VerifyController {
     let tenantId: string;
     try {
       const { caller } = await this.authenticator.authenticate(header(request, VERIFIER_HEADER), request.ip);
-      if (caller.kind === 'bootstrap' || !callerAllows(caller, 'verify')) {
+      if (!allows(caller, VERIFY_RULE)) {
         return deny(reply, 403, 'VERIFIER_FORBIDDEN', 'the gateway credential may not verify keys');
       }
       tenantId = tenantOf(caller);
