@@ -12,6 +12,7 @@ export const REDACTED_PATHS = [
   'req.headers.authorization',
   'req.headers.cookie',
   'req.headers["x-api-key"]',
+  'req.headers["x-keyward-verifier"]',
   'res.headers["set-cookie"]',
 ];
 
